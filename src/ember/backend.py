@@ -1,0 +1,66 @@
+"""The array module, the float dtype policy and the one seeded random generator.
+
+Only this module and ``ember.ops`` touch the array library directly. Everything else asks
+``backend.xp`` for arrays, so that a CuPy backend is a swap of ``xp`` rather than a rewrite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+xp = np  # the array module; CuPy would be set here
+
+_FLOATX = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
+_floatx_name = "float32"
+_floatx_dtype = np.dtype(np.float32)
+_rng = np.random.default_rng()
+_seed: int | None = None
+
+
+def floatx() -> str:
+    """The name of the default float dtype ("float32" unless changed)."""
+    return _floatx_name
+
+
+def float_dtype() -> np.dtype:
+    """The default float dtype as a NumPy dtype."""
+    return _floatx_dtype
+
+
+def set_floatx(name: str) -> None:
+    """Set the default float dtype for new tensors and weights ("float32" or "float64")."""
+    global _floatx_name, _floatx_dtype
+    if name not in _FLOATX:
+        from ember.errors import EmberValueError
+
+        raise EmberValueError(f"set_floatx: expected one of {sorted(_FLOATX)}, received {name!r}")
+    _floatx_name = name
+    _floatx_dtype = np.dtype(_FLOATX[name])
+
+
+def set_seed(seed: int | None) -> None:
+    """Seed ember's random generator (used by every initializer, dropout, shuffle, ...)."""
+    global _rng, _seed
+    _seed = seed
+    _rng = np.random.default_rng(seed)
+
+
+def rng() -> np.random.Generator:
+    """The generator every random thing in ember draws from. Call it each time: set_seed
+    replaces it."""
+    return _rng
+
+
+def get_rng_state() -> dict:
+    """The generator's state as plain JSON-able data (for checkpoints)."""
+    return _rng.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state returned by ``get_rng_state``."""
+    _rng.bit_generator.state = state
+
+
+def as_float_array(x, dtype=None) -> np.ndarray:
+    """x as an array of the current float dtype (no copy when it already is one)."""
+    return np.asarray(x, dtype=dtype or _floatx_dtype)

@@ -1,0 +1,49 @@
+"""ember.layers: every layer, Keras-named. Each name loads its module on first use."""
+
+from __future__ import annotations
+
+import importlib
+
+from ember.layers.base import Layer, register, training_mode
+
+# public name -> module in ember.layers that defines it
+_WHERE = {
+    # core
+    "Input": "core", "InputLayer": "core", "Dense": "core", "Flatten": "core",
+    "Reshape": "core", "Activation": "core", "Dropout": "core", "Lambda": "core",
+    "LeakyReLU": "activation", "PReLU": "activation", "ELU": "activation",
+    "ReLU": "activation", "Softmax": "activation",
+    # convolution and pooling
+    "Conv2D": "conv", "Convolution2D": "conv",
+    "MaxPool2D": "pooling", "MaxPooling2D": "pooling", "AveragePooling2D": "pooling",
+    "AvgPool2D": "pooling", "GlobalAveragePooling2D": "pooling",
+    "GlobalMaxPooling2D": "pooling", "GlobalAveragePooling1D": "pooling",
+    "GlobalMaxPooling1D": "pooling",
+    # normalization
+    "BatchNormalization": "normalization",
+    # embeddings and recurrent
+    "Embedding": "embedding",
+    "SimpleRNN": "recurrent", "LSTM": "recurrent", "GRU": "recurrent",
+    "Bidirectional": "recurrent",
+    # merging
+    "Add": "merge", "Concatenate": "merge",
+    # preprocessing
+    "Rescaling": "preprocessing", "Normalization": "preprocessing",
+    "RandomFlip": "preprocessing", "RandomRotation": "preprocessing",
+    "RandomZoom": "preprocessing", "RandomCrop": "preprocessing",
+    "RandomBrightness": "preprocessing", "RandomContrast": "preprocessing",
+    "RandomTranslation": "preprocessing",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"ember.layers.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'ember.layers' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
+
+__all__ = ["Layer", "register", "training_mode", *_WHERE]

@@ -1,0 +1,87 @@
+"""Matrix products."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember.autograd.function import Function, unbroadcast
+from ember.errors import ShapeError
+
+
+class MatMul(Function):
+    """z = a @ b (batched over leading axes);  dz/da = g b^T, dz/db = a^T g.
+
+    1-D operands are promoted to matrices the way NumPy does, and the gradient is taken back
+    to 1-D at the end.
+    """
+
+    def forward(self, a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.ndim == 0 or b.ndim == 0:
+            raise ShapeError(
+                f"matmul: operands must be at least 1-D, received {a.shape} and {b.shape}"
+            )
+        k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != k_b:
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape} are not aligned: the last axis of the "
+                f"first ({a.shape[-1]}) must equal the "
+                f"{'only' if b.ndim == 1 else 'second-to-last'} axis of the second ({k_b})"
+            )
+        self.a, self.b = a, b
+        try:
+            return np.matmul(a, b)
+        except ValueError:
+            raise ShapeError(
+                f"matmul: the batch axes of {a.shape} and {b.shape} do not broadcast"
+            ) from None
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a, b):
+    return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    """z = x W + b over the last axis of x (Dense's op, one node instead of two);
+    dz/dx = g W^T, dz/dW = x^T g (over all leading axes), dz/db = sum of g over them"""
+
+    def forward(self, x, w, b=None):
+        if x.shape[-1] != w.shape[0]:
+            raise ShapeError(
+                f"linear: the input's last axis ({x.shape[-1]}) must equal the kernel's first "
+                f"axis ({w.shape[0]}); input shape {x.shape}, kernel shape {w.shape}"
+            )
+        self.x, self.w = x, w
+        out = np.matmul(x, w)
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, g):
+        gx = np.matmul(g, self.w.T) if self.needs_input_grad[0] else None
+        gw = gb = None
+        g2 = g.reshape(-1, g.shape[-1])
+        if self.needs_input_grad[1]:
+            gw = self.x.reshape(-1, self.x.shape[-1]).T @ g2
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            gb = g2.sum(axis=0)
+        return gx, gw, gb
+
+
+def linear(x, w, b=None):
+    return Linear.apply(x, w, b) if b is not None else Linear.apply(x, w)
