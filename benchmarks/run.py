@@ -1,0 +1,332 @@
+"""ember vs PyTorch on the five reference workloads of BENCHMARKS.md.
+
+    python benchmarks/run.py [--workload NAME] [--steps N] [--against torch] [--profile]
+
+Prints one JSON line per workload. With ``--against torch`` both frameworks run interleaved in one
+process (A B A B ...) after a warm-up, and each ratio is the median of per-pair ratios, so the
+machine's drift cancels. Peak memory is measured in a child process per framework (the growth of
+the peak RSS over the RSS after imports and data creation), so the two do not pollute each other.
+``--profile`` prints where ember's step time goes, op by op, forward and backward separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+WORKLOADS = ("mlp", "cnn", "cnn_bn", "lstm", "gru")
+BATCH = {"mlp": 128, "cnn": 64, "cnn_bn": 64, "lstm": 32, "gru": 32}
+
+
+def gemm_flops(name: str) -> float:
+    """Matrix-multiply FLOPs of one training step: forward GEMMs x 3 (forward, dX, dW)."""
+    b = BATCH[name]
+    if name == "mlp":
+        fwd = 2 * b * (784 * 512 + 512 * 512 + 512 * 10)
+    elif name == "cnn":
+        fwd = 2 * b * (28 * 28 * 32 * 9 * 1 + 14 * 14 * 64 * 9 * 32 + 3136 * 128 + 128 * 10)
+    elif name == "cnn_bn":
+        fwd = 2 * b * (
+            32 * 32 * 32 * 9 * (3 + 32) + 16 * 16 * 64 * 9 * (32 + 64) + 64 * 10
+        )
+    else:
+        gates = 4 if name == "lstm" else 3
+        fwd = 2 * b * (100 * gates * 128 * (64 + 128) + 128 * 2)
+    return 3.0 * fwd
+
+
+def make_data(name: str):
+    rng = np.random.default_rng(0)
+    b = BATCH[name]
+    if name == "mlp":
+        x = rng.standard_normal((b, 784)).astype(np.float32)
+        y = rng.integers(0, 10, b)
+    elif name == "cnn":
+        x = rng.standard_normal((b, 28, 28, 1)).astype(np.float32)
+        y = rng.integers(0, 10, b)
+    elif name == "cnn_bn":
+        x = rng.standard_normal((b, 32, 32, 3)).astype(np.float32)
+        y = rng.integers(0, 10, b)
+    else:
+        x = rng.integers(0, 5000, (b, 100))
+        y = rng.integers(0, 2, b)
+    return x, y.astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------ ember
+def ember_model(name: str):
+    import ember as em
+    from ember import layers as L
+
+    em.set_seed(0)
+    if name == "mlp":
+        model = em.Sequential(
+            [L.Input((784,)), L.Dense(512, activation="relu"), L.Dense(512, activation="relu"),
+             L.Dense(10)]
+        )
+        opt = em.optimizers.Adam(1e-3)
+    elif name == "cnn":
+        model = em.Sequential(
+            [L.Input((28, 28, 1)), L.Conv2D(32, 3, padding="same", activation="relu"),
+             L.MaxPool2D(2), L.Conv2D(64, 3, padding="same", activation="relu"), L.MaxPool2D(2),
+             L.Flatten(), L.Dense(128, activation="relu"), L.Dropout(0.5), L.Dense(10)]
+        )
+        opt = em.optimizers.Adam(1e-3)
+    elif name == "cnn_bn":
+        def block(f):
+            return [L.Conv2D(f, 3, padding="same"), L.BatchNormalization(), L.Activation("relu")]
+
+        model = em.Sequential(
+            [L.Input((32, 32, 3)), *block(32), *block(32), L.MaxPool2D(2), *block(64),
+             *block(64), L.MaxPool2D(2), L.GlobalAveragePooling2D(), L.Dense(10)]
+        )
+        opt = em.optimizers.SGD(0.01, momentum=0.9)
+    else:
+        rnn = L.LSTM(128) if name == "lstm" else L.GRU(128, reset_after=True)
+        model = em.Sequential([L.Input((100,), dtype="int64"), L.Embedding(5000, 64), rnn,
+                               L.Dense(2)])
+        opt = em.optimizers.Adam(1e-3)
+    model.compile(optimizer=opt, loss=em.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def ember_steps(name: str):
+    import ember as em
+
+    model = ember_model(name)
+    x, y = make_data(name)
+
+    def train():
+        model.train_on_batch(x, y)
+
+    def infer():
+        with em.no_grad():
+            model(x, training=False)
+
+    return train, infer
+
+
+# ------------------------------------------------------------------------------------ torch
+def torch_steps(name: str):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if name == "mlp":
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                              nn.Linear(512, 10))
+    elif name == "cnn":
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+    elif name == "cnn_bn":
+        def block(i, o):
+            return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+
+        model = nn.Sequential(*block(3, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64),
+                              *block(64, 64), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1),
+                              nn.Flatten(), nn.Linear(64, 10))
+    else:
+        class Rnn(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = nn.Embedding(5000, 64)
+                cell = nn.LSTM if name == "lstm" else nn.GRU
+                self.rnn = cell(64, 128, batch_first=True)
+                self.out = nn.Linear(128, 2)
+
+            def forward(self, ids):
+                seq, _ = self.rnn(self.emb(ids))
+                return self.out(seq[:, -1])
+
+        model = Rnn()
+    if name == "cnn_bn":
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = make_data(name)
+    if x.ndim == 4:
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def train():
+        model.train()
+        opt.zero_grad()
+        loss_fn(model(xt), yt).backward()
+        opt.step()
+
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            model(xt)
+
+    return train, infer
+
+
+# ------------------------------------------------------------------------------------ timing
+def _time(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1e3
+
+
+def peak_rss_child(framework: str, name: str, steps: int) -> float | None:
+    """Peak-RSS growth (MB) of a training run of one framework, measured in a fresh process."""
+    cmd = [sys.executable, __file__, "--memory-child", framework, "--workload", name,
+           "--steps", str(steps)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def memory_child(framework: str, name: str, steps: int) -> None:
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+        make = torch_steps
+    else:
+        make = ember_steps
+    make_data(name)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    train, _ = make(name)
+    for _ in range(steps):
+        train()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((peak - base) / 1024.0)  # ru_maxrss is in KiB on Linux
+
+
+def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
+    e_train, e_infer = ember_steps(name)
+    pairs = [(e_train, e_infer)]
+    if against == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+        pairs.append(torch_steps(name))
+    for train, infer in pairs:  # warm-up: allocators, BLAS threads, lazy builds
+        for _ in range(3):
+            train()
+            infer()
+    times = {k: [] for k in ("et", "ei", "tt", "ti")}
+    for _ in range(steps):
+        times["et"].append(_time(e_train))
+        if against:
+            times["tt"].append(_time(pairs[1][0]))
+        times["ei"].append(_time(e_infer))
+        if against:
+            times["ti"].append(_time(pairs[1][1]))
+    med = {k: statistics.median(v) if v else None for k, v in times.items()}
+    row = {
+        "workload": name,
+        "ember_train_ms": round(med["et"], 3),
+        "ember_infer_ms": round(med["ei"], 3),
+        "torch_train_ms": None,
+        "torch_infer_ms": None,
+        "train_ratio": None,
+        "infer_ratio": None,
+        "gemm_gflops_per_s": round(gemm_flops(name) / (med["et"] * 1e-3) / 1e9, 1),
+        "peak_rss_mb": None,
+    }
+    if against:
+        row["torch_train_ms"] = round(med["tt"], 3)
+        row["torch_infer_ms"] = round(med["ti"], 3)
+        row["train_ratio"] = round(
+            statistics.median(a / b for a, b in zip(times["et"], times["tt"])), 3)
+        row["infer_ratio"] = round(
+            statistics.median(a / b for a, b in zip(times["ei"], times["ti"])), 3)
+    if memory:
+        row["peak_rss_mb"] = peak_rss_child("ember", name, 10)
+        if against:
+            row["torch_peak_rss_mb"] = peak_rss_child("torch", name, 10)
+            if row["peak_rss_mb"] and row["torch_peak_rss_mb"]:
+                row["memory_ratio"] = round(row["peak_rss_mb"] / row["torch_peak_rss_mb"], 3)
+    return row
+
+
+# ------------------------------------------------------------------------------------ profile
+def profile(name: str, steps: int) -> None:
+    """Time every Function subclass's forward and backward (wrapped here, not in ember)."""
+    from ember.autograd.function import Function
+
+    totals: dict = {}
+
+    def wrap(cls, phase):
+        inner = getattr(cls, phase)
+
+        def timed(self, *args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                key = (cls.__name__, phase)
+                totals[key] = totals.get(key, 0.0) + time.perf_counter() - t
+
+        setattr(cls, phase, timed)
+
+    train, _ = ember_steps(name)
+    train()  # build and import every op class first
+    stack = list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        for phase in ("forward", "backward"):
+            if phase in cls.__dict__:
+                wrap(cls, phase)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train()
+    total = (time.perf_counter() - t0) / steps * 1e3
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])
+    accounted = sum(totals.values()) / steps * 1e3
+    print(json.dumps({"workload": name, "step_ms": round(total, 3),
+                      "in_ops_ms": round(accounted, 3),
+                      "outside_ops_ms": round(total - accounted, 3)}))
+    for (op, phase), sec in rows:
+        print(json.dumps({"op": op, "phase": phase, "ms_per_step": round(sec / steps * 1e3, 3),
+                          "share": round(sec / steps * 1e3 / total, 3)}))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workload", choices=WORKLOADS, action="append")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--against", choices=["torch"], default=None)
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--no-memory", action="store_true", help="skip the child-process memory runs")
+    p.add_argument("--memory-child", choices=["ember", "torch"], help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    names = args.workload or list(WORKLOADS)
+    if args.memory_child:
+        memory_child(args.memory_child, names[0], args.steps)
+        return 0
+    if args.against == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("torch is not installed: reporting ember alone", file=sys.stderr)
+            args.against = None
+    for name in names:
+        if args.profile:
+            profile(name, args.steps)
+        else:
+            print(json.dumps(bench(name, args.steps, args.against, not args.no_memory)),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
