@@ -1,0 +1,209 @@
+"""Normalization and dropout ops.
+
+Batch norm in training mode is one fused op whose backward is the closed form of
+Ioffe & Szegedy (2015): with xhat = (x - mu) / sqrt(var + eps) over the m elements of a channel,
+
+    dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat))
+
+one pass over the batch instead of a graph of a dozen primitives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember import backend
+from ember.autograd.function import Function
+from ember.autograd.tensor import Tensor
+from ember.errors import EmberValueError, ShapeError
+
+
+def _channel_axis(ndim: int, axis: int) -> int:
+    if ndim < 1:
+        raise ShapeError("batch_norm: the input must have at least one axis, received a scalar")
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"batch_norm: axis {axis} is out of range for an input of rank {ndim}")
+    return axis % ndim
+
+
+def _param_shape(ndim: int, axis: int) -> tuple:
+    """Shape that broadcasts a per-channel vector against the input: (1, .., C, .., 1)."""
+    return tuple(-1 if i == axis else 1 for i in range(ndim))
+
+
+class BatchNorm(Function):
+    """y = gamma (x - mu_B) / sqrt(var_B + eps) + beta, with mu_B and var_B (biased) taken over
+    every axis but ``axis``. Outputs (y, mu_B, var_B). gamma/beta may be None (scale=False,
+    center=False). dx = gamma inv (g - mean(g) - xhat mean(g xhat)), dgamma = sum(g xhat),
+    dbeta = sum(g); gradients that reach mu_B and var_B are passed on as well."""
+
+    def forward(self, x, gamma=None, beta=None, axis=-1, epsilon=1e-3):
+        axis = _channel_axis(x.ndim, axis)
+        c = x.shape[axis]
+        for name, p in (("gamma", gamma), ("beta", beta)):
+            if p is not None and p.shape != (c,):
+                raise ShapeError(
+                    f"batch_norm: {name} must have shape ({c},) (the size of axis {axis}), "
+                    f"received {p.shape}"
+                )
+        self.axes = tuple(i for i in range(x.ndim) if i != axis)
+        self.pshape = _param_shape(x.ndim, axis)
+        self.m = x.size // c if c else 0
+        if self.m == 0:
+            raise ShapeError(
+                f"batch_norm: cannot take batch statistics of an empty input {x.shape}"
+            )
+        mean = x.mean(axis=self.axes, keepdims=True)
+        xc = x - mean
+        var = np.mean(np.square(xc), axis=self.axes, keepdims=True)
+        inv = 1.0 / np.sqrt(var + np.asarray(epsilon, dtype=x.dtype))
+        xc *= inv  # xc is ours: normalize in place, it becomes xhat
+        self.xhat, self.inv = xc, inv
+        self.gamma = gamma
+        y = xc * gamma.reshape(self.pshape) if gamma is not None else xc.copy()
+        if beta is not None:
+            y += beta.reshape(self.pshape)
+        return y, mean.reshape(c), var.reshape(c)
+
+    def backward(self, g, g_mean, g_var):
+        xhat, inv, axes = self.xhat, self.inv, self.axes
+        need_x, need_gamma, need_beta = self.needs_input_grad
+        gbeta = g.sum(axis=axes) if (need_beta or need_x) else None
+        ggamma = (g * xhat).sum(axis=axes) if (need_gamma or need_x) else None
+        gx = None
+        if need_x:
+            scale = inv if self.gamma is None else inv * self.gamma.reshape(self.pshape)
+            mean_g = (gbeta / self.m).reshape(self.pshape)
+            mean_gx = (ggamma / self.m).reshape(self.pshape)
+            gx = (g - mean_g - xhat * mean_gx) * scale
+            # paths through the returned statistics (zero when only y is used)
+            if g_mean.any():
+                gx += g_mean.reshape(self.pshape) / self.m
+            if g_var.any():
+                # d var / dx = 2 (x - mu) / m = 2 xhat / (inv m)
+                gx += xhat * (2.0 / self.m) * (g_var.reshape(self.pshape) / inv)
+        return gx, ggamma if need_gamma else None, gbeta if need_beta else None
+
+
+class BatchNormInference(Function):
+    """y = gamma (x - mean) / sqrt(var + eps) + beta with given (moving) statistics;
+    dx = g gamma inv, dgamma = sum(g xhat), dbeta = sum(g), dmean = -sum(g gamma inv),
+    dvar = -1/2 sum(g gamma xhat inv^2)."""
+
+    def forward(self, x, mean, var, gamma=None, beta=None, axis=-1, epsilon=1e-3):
+        axis = _channel_axis(x.ndim, axis)
+        c = x.shape[axis]
+        for name, p in (("moving mean", mean), ("moving variance", var), ("gamma", gamma),
+                        ("beta", beta)):  # fmt: skip
+            if p is not None and p.shape != (c,):
+                raise ShapeError(
+                    f"batch_norm: {name} must have shape ({c},) (the size of axis {axis}), "
+                    f"received {p.shape}"
+                )
+        self.axes = tuple(i for i in range(x.ndim) if i != axis)
+        self.pshape = ps = _param_shape(x.ndim, axis)
+        inv = (1.0 / np.sqrt(var + np.asarray(epsilon, dtype=var.dtype))).astype(
+            x.dtype, copy=False
+        )
+        scale = inv if gamma is None else inv * gamma
+        shift = -mean.astype(x.dtype, copy=False) * scale
+        if beta is not None:
+            shift = shift + beta
+        # y = x * scale + shift: one multiply-add over the batch
+        self.x, self.mean, self.inv, self.gamma, self.scale = x, mean, inv, gamma, scale
+        y = x * scale.reshape(ps)
+        y += shift.reshape(ps)
+        return y
+
+    def backward(self, g):
+        ps, axes = self.pshape, self.axes
+        need = self.needs_input_grad
+        gx = g * self.scale.reshape(ps) if need[0] else None
+        gmean = gvar = ggamma = gbeta = None
+        if need[1] or need[2] or (len(need) > 3 and need[3]):
+            gsum = g.sum(axis=axes)
+            xhat_g = ((self.x - self.mean.reshape(ps)) * g).sum(axis=axes) * self.inv
+            gam = 1.0 if self.gamma is None else self.gamma
+            if need[1]:
+                gmean = -gsum * gam * self.inv
+            if need[2]:
+                gvar = -0.5 * gam * xhat_g * self.inv * self.inv
+            if len(need) > 3 and need[3]:
+                ggamma = xhat_g
+        if len(need) > 4 and need[4]:
+            gbeta = g.sum(axis=axes)
+        return gx, gmean, gvar, ggamma, gbeta
+
+
+def batch_norm(
+    x,
+    gamma=None,
+    beta=None,
+    moving_mean=None,
+    moving_variance=None,
+    training: bool = True,
+    axis: int = -1,
+    epsilon: float = 1e-3,
+):
+    """Batch normalization over every axis but ``axis`` (channels-last by default).
+
+    training=True normalizes with the batch statistics and returns ``(y, batch_mean,
+    batch_variance)`` (biased variance, as Keras uses for its moving average); training=False
+    normalizes with ``moving_mean``/``moving_variance`` and returns ``y`` alone.
+    """
+    if training:
+        return BatchNorm.apply(x, gamma, beta, axis=axis, epsilon=epsilon)
+    if moving_mean is None or moving_variance is None:
+        raise EmberValueError("batch_norm: training=False needs moving_mean and moving_variance")
+    return BatchNormInference.apply(
+        x, moving_mean, moving_variance, gamma, beta, axis=axis, epsilon=epsilon
+    )
+
+
+class Dropout(Function):
+    """y = x * mask / (1 - rate), mask ~ Bernoulli(1 - rate) (inverted dropout);
+    dy/dx = mask / (1 - rate)"""
+
+    def forward(self, x, rate=0.5, rng=None, noise_shape=None):
+        shape = x.shape if noise_shape is None else noise_shape
+        keep = 1.0 - rate
+        if keep <= 0:  # rate == 1: everything dropped (avoids 0 * inf)
+            self.mask = np.zeros(shape, dtype=x.dtype)
+        else:
+            # one uniform draw per kept unit; the scale is folded into the mask once
+            u = rng.random(shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+            self.mask = (u < keep).astype(x.dtype) * np.asarray(1.0 / keep, dtype=x.dtype)
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+def _check_noise_shape(x_shape: tuple, noise_shape) -> tuple:
+    noise_shape = tuple(x_shape[i] if s is None else int(s) for i, s in enumerate(noise_shape))
+    ok = len(noise_shape) == len(x_shape) and all(
+        n in (1, s) for n, s in zip(noise_shape, x_shape)
+    )
+    if not ok:
+        raise ShapeError(
+            f"dropout: noise_shape {noise_shape} must have the input's rank and each axis equal "
+            f"to the input's or 1; input shape {x_shape}"
+        )
+    return noise_shape
+
+
+def dropout(x, rate: float, training: bool = True, rng=None, noise_shape=None):
+    """Inverted dropout: in training, zero each element with probability ``rate`` and scale the
+    survivors by 1/(1-rate); at inference, the identity. ``rng`` defaults to
+    ``ember.backend.rng()``; ``noise_shape`` (None entries: the input's size) shares one draw
+    along the axes where it is 1."""
+    if not 0.0 <= rate <= 1.0:
+        raise EmberValueError(f"dropout: rate must be in [0, 1], received rate={rate!r}")
+    if not training or rate == 0.0:
+        return x if isinstance(x, Tensor) else Tensor(x)
+    shape = tuple(x.shape)
+    if noise_shape is not None:
+        noise_shape = _check_noise_shape(shape, noise_shape)
+    return Dropout.apply(
+        x, rate=float(rate), rng=rng if rng is not None else backend.rng(), noise_shape=noise_shape
+    )
