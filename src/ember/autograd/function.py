@@ -2,7 +2,7 @@
 iterative backward pass that walks the recorded graph.
 
 The graph is made of Function nodes. A Tensor produced by an op keeps a reference to its node
-(``_ctx``) and the node keeps its input Tensors, so the graph lives exactly as long as its output
+(``_ctx``) and the node keeps its inputs, so the graph lives exactly as long as its output
 does. Nodes never reference their outputs, so there are no cycles and no garbage-collector work.
 """
 
@@ -24,7 +24,8 @@ class Function:
     input's shape (``unbroadcast``), so no op does it by hand.
     """
 
-    # filled by apply() when the graph is recorded
+    # filled by apply() when the graph is recorded: the positional inputs as given (Tensors and
+    # constants), and for each whether backward must return its gradient
     inputs: tuple
     needs_input_grad: tuple
 
@@ -37,7 +38,20 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **kwargs):
         """Run the op on Tensors / arrays / scalars; record it when a gradient is needed."""
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        # one pass over the inputs: raw arrays for forward, which inputs want a gradient, and
+        # whether a NumPy float array or scalar rides along (it must not upcast the result)
+        arrays, needs, foreign = [], [], False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                needs.append(x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+                if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f":
+                    foreign = True
+        if foreign:
+            _match_float_dtype(inputs, arrays)
         fn = cls()
         try:
             out = fn.forward(*arrays, **kwargs)
@@ -46,22 +60,35 @@ class Function:
                 raise
             shapes = " and ".join(str(np.shape(a)) for a in arrays)
             raise ShapeError(f"{cls.__name__.lower()}: cannot broadcast shapes {shapes}") from None
-        if grad_mode._state["anomaly"]:
+        state = grad_mode._state
+        if state["anomaly"]:
             _check_finite(cls.__name__, "forward", out)
-        needs = grad_mode._state["grad"] and any(
-            isinstance(x, Tensor) and x.requires_grad for x in inputs
-        )
-        if not needs:
-            if isinstance(out, tuple):
+        if not (state["grad"] and True in needs):
+            if type(out) is tuple:
                 return tuple(Tensor._wrap(o) for o in out)
             return Tensor._wrap(out)
-        fn.inputs = tuple(x if isinstance(x, Tensor) else None for x in inputs)
-        fn.needs_input_grad = tuple(x is not None and x.requires_grad for x in fn.inputs)
-        if isinstance(out, tuple):
+        fn.inputs = inputs
+        fn.needs_input_grad = tuple(needs)
+        if type(out) is tuple:
             fn._out_meta = tuple((o.shape, o.dtype) for o in out)
             return tuple(Tensor._wrap(o, fn, i) for i, o in enumerate(out))
-        fn._out_meta = ((out.shape, out.dtype),)
+        fn._out_meta = None  # one output: nothing to zero-fill
         return Tensor._wrap(out, fn, 0)
+
+
+def _match_float_dtype(inputs, arrays) -> None:
+    """Give NumPy float operands the float dtype of the op's Tensors, in place in ``arrays``.
+
+    NumPy treats Python floats as weak (they take the array's dtype) but a float64 array or
+    ``np.float64`` scalar as strong, so ``x * np.sqrt(2.0)`` would silently turn a float32
+    Tensor into float64. ember treats them like Python floats instead.
+    """
+    floats = [x.data.dtype for x in inputs if isinstance(x, Tensor) and x.data.dtype.kind == "f"]
+    if not floats:
+        return
+    for i, x in enumerate(inputs):
+        if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f":
+            arrays[i] = x.astype(floats[0], copy=False)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -69,12 +96,22 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
-    if extra:
+    if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    if grad.ndim == len(shape):
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:
+        # only length-1 axes may differ: anything else is a wrong gradient from an op's backward,
+        # and a silent reshape would scramble it
+        if [n for n in grad.shape if n != 1] != [n for n in shape if n != 1]:
+            raise ShapeError(
+                f"unbroadcast: a gradient of shape {grad.shape} cannot be summed back to the "
+                f"input's shape {shape}"
+            )
+        grad = grad.reshape(shape)
+    return grad
 
 
 def _check_finite(name: str, phase: str, arrays) -> None:
@@ -91,29 +128,35 @@ _FREED = (
 )
 
 
-def _topological_order(root: Function) -> list:
-    """Nodes reachable from root, each after every node that consumes it (iterative DFS)."""
-    order, visited, stack = [], set(), [(root, False)]
+def _count_consumers(root: Function) -> dict:
+    """For every node reachable from root, the number of graph edges that lead to it from
+    nodes that consume its outputs (an iterative walk: no recursion limit)."""
+    counts, stack = {root: 0}, [root]
     while stack:
-        fn, expanded = stack.pop()
-        if expanded:
-            order.append(fn)
-            continue
-        if id(fn) in visited:
-            continue
-        visited.add(id(fn))
-        if not hasattr(fn, "inputs"):
-            raise GraphError(_FREED)
-        stack.append((fn, True))
-        for t in fn.inputs:
-            if t is not None and t._ctx is not None and id(t._ctx) not in visited:
-                stack.append((t._ctx, False))
-    order.reverse()  # consumers first
-    return order
+        fn = stack.pop()
+        try:
+            inputs, needs = fn.inputs, fn.needs_input_grad
+        except AttributeError:  # an earlier backward cleared this node
+            raise GraphError(_FREED) from None
+        for t, need in zip(inputs, needs):
+            if need:
+                ctx = t._ctx
+                if ctx is None:
+                    continue
+                if ctx in counts:
+                    counts[ctx] += 1
+                else:
+                    counts[ctx] = 1
+                    stack.append(ctx)
+    return counts
 
 
 def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
-    """Backpropagate from root, accumulating into the ``.grad`` of every leaf that requires it."""
+    """Backpropagate from root, accumulating into the ``.grad`` of every leaf that requires it.
+
+    A node runs its backward once every node that consumes it has run (so its gradient is
+    complete): each node counts its consumers, and becomes ready when the count reaches 0.
+    """
     if not root.requires_grad:
         raise GraphError(
             "backward: this tensor does not require grad (no input of the computation had "
@@ -127,48 +170,81 @@ def backward(root: Tensor, grad=None, retain_graph: bool = False) -> None:
             )
         grad = np.ones_like(root.data)
     else:
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        # a copy: the caller's array must never become (part of) a leaf's .grad
+        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
         if grad.shape != root.shape:
             raise ShapeError(
                 f"backward: grad has shape {grad.shape} but the tensor has shape {root.shape}"
             )
-    if root._ctx is None:  # a leaf: d root / d root
+    root_fn = root._ctx
+    if root_fn is None:  # a leaf: d root / d root
         _accumulate_leaf(root, grad, set())
         return
-    if not hasattr(root._ctx, "inputs"):
-        raise GraphError(_FREED)
-    anomaly = grad_mode._state["anomaly"]
-    pending = {id(root._ctx): [None] * len(root._ctx._out_meta)}
-    pending[id(root._ctx)][root._idx] = grad
+    counts = _count_consumers(root_fn)  # also checks that no node was freed
+    # pending gradients of each node's outputs: the array itself for a one-output node,
+    # a list with one slot per output otherwise (missing ones are zero-filled)
+    if root_fn._out_meta is None:
+        pending = {root_fn: grad}
+    else:
+        pending = {root_fn: [None] * len(root_fn._out_meta)}
+        pending[root_fn][root._idx] = grad
+    state = grad_mode._state
+    anomaly = state["anomaly"]
     assigned: set = set()
-    with grad_mode.no_grad():
-        for fn in _topological_order(root._ctx):
-            gys = pending.pop(id(fn), None)
-            if gys is None:  # no gradient reached this node
-                continue
-            gys = [
-                g if g is not None else np.zeros(shape, dtype)
-                for g, (shape, dtype) in zip(gys, fn._out_meta)
-            ]
-            gxs = fn.backward(*gys)
-            if not isinstance(gxs, tuple):
+    ready = [root_fn]
+    was_recording, state["grad"] = state["grad"], False  # backward rules record nothing
+    try:
+        while ready:
+            fn = ready.pop()
+            gys = pending.pop(fn, None)
+            if gys is None:  # no gradient reached this node: it passes none on
+                gxs = (None,) * len(fn.inputs)
+            elif type(gys) is list:
+                gxs = fn.backward(*[
+                    g if g is not None else np.zeros(shape, dtype)
+                    for g, (shape, dtype) in zip(gys, fn._out_meta)
+                ])  # fmt: skip
+            else:
+                gxs = fn.backward(gys)
+            if type(gxs) is not tuple:
                 gxs = (gxs,)
+            if len(gxs) < len(fn.inputs):
+                raise GraphError(
+                    f"backward of {type(fn).__name__} returned {len(gxs)} gradient(s) for "
+                    f"{len(fn.inputs)} inputs; return None for an input without one"
+                )
             if anomaly:
                 _check_finite(type(fn).__name__, "backward", gxs)
             for t, need, g in zip(fn.inputs, fn.needs_input_grad, gxs):
-                if not need or g is None:
+                if not need:
                     continue
-                g = unbroadcast(g, t.data.shape)
-                if t._ctx is None:
-                    _accumulate_leaf(t, g, assigned)
-                else:
-                    slots = pending.get(id(t._ctx))
-                    if slots is None:
-                        slots = pending[id(t._ctx)] = [None] * len(t._ctx._out_meta)
-                    old = slots[t._idx]
-                    slots[t._idx] = g if old is None else old + g
+                ctx = t._ctx
+                if g is not None:
+                    shape = t.data.shape
+                    if g.shape != shape:
+                        try:
+                            g = unbroadcast(g, shape)
+                        except ShapeError as exc:
+                            raise GraphError(f"backward of {type(fn).__name__}: {exc}") from None
+                    if ctx is None:
+                        _accumulate_leaf(t, g, assigned)
+                    elif ctx._out_meta is None:
+                        old = pending.get(ctx)
+                        pending[ctx] = g if old is None else old + g
+                    else:
+                        slots = pending.get(ctx)
+                        if slots is None:
+                            slots = pending[ctx] = [None] * len(ctx._out_meta)
+                        old = slots[t._idx]
+                        slots[t._idx] = g if old is None else old + g
+                if ctx is not None:
+                    counts[ctx] -= 1
+                    if counts[ctx] == 0:  # every consumer has passed its gradient on
+                        ready.append(ctx)
             if not retain_graph:
                 fn.__dict__.clear()  # drops inputs and saved arrays: the graph is freed
+    finally:
+        state["grad"] = was_recording
 
 
 def _accumulate_leaf(t: Tensor, g: np.ndarray, assigned: set) -> None:

@@ -22,7 +22,9 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     xs = []
     for x in inputs:
         if isinstance(x, Tensor):
-            data = x.data.astype(np.float64) if x.dtype.kind == "f" else x.data
+            # a C-ordered float64 copy: the perturbation below writes through reshape(-1),
+            # which is only a view of a C-contiguous array
+            data = np.array(x.data, dtype=np.float64, order="C") if x.dtype.kind == "f" else x.data
             xs.append(Tensor(data, requires_grad=x.requires_grad, dtype=data.dtype))
         else:
             xs.append(x)

@@ -78,6 +78,13 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
+    def __iter__(self):
+        # without this, Python would iterate through __getitem__ until an IndexError, but an
+        # out-of-range getitem raises ShapeError
+        if self.data.ndim == 0:
+            raise EmberTypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
     def numpy(self) -> np.ndarray:
         return self.data
 
