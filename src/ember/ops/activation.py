@@ -34,7 +34,7 @@ class LeakyReLU(Function):
 
     def forward(self, a, negative_slope=0.01):
         self.mask = a > 0
-        self.s = negative_slope
+        self.s = negative_slope = float(negative_slope)  # a NumPy float64 would upcast
         return np.where(self.mask, a, a * negative_slope)
 
     def backward(self, g):
@@ -46,7 +46,7 @@ class ELU(Function):
 
     def forward(self, a, alpha=1.0):
         self.mask = a > 0
-        self.alpha = alpha
+        self.alpha = alpha = float(alpha)
         self.out = np.where(self.mask, a, alpha * np.expm1(np.minimum(a, 0)))
         return self.out
 
@@ -132,7 +132,7 @@ class Swish(Function):
     """z = a sigmoid(beta a);  dz/da = s + beta a s (1 - s)"""
 
     def forward(self, a, beta=1.0):
-        self.a, self.beta = a, beta
+        self.a, self.beta = a, beta = a, float(beta)
         self.s = _sigmoid(beta * a)
         return a * self.s
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember.autograd.function import Function, unbroadcast
+from ember.autograd.function import Function
 from ember.errors import ShapeError
 
 
@@ -38,17 +38,25 @@ class MatMul(Function):
 
     def backward(self, g):
         a, b = self.a, self.b
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
+            return g * b, g * a
+        # a 1-D operand took part as a row (a) or a column (b): give g that axis back
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if a.ndim == 1:
-            g = np.expand_dims(g, -2)
+            g = g[..., None, :]
         if b.ndim == 1:
-            g = np.expand_dims(g, -1)
+            g = g[..., None]
         ga = gb = None
+        # batch axes that were broadcast are summed back by the engine
         if self.needs_input_grad[0]:
-            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = np.matmul(g, np.swapaxes(b2, -1, -2))  # (..., m, k)
+            if a.ndim == 1:
+                ga = ga[..., 0, :]
         if self.needs_input_grad[1]:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+            gb = np.matmul(np.swapaxes(a2, -1, -2), g)  # (..., k, n)
+            if b.ndim == 1:
+                gb = gb[..., 0]
         return ga, gb
 
 

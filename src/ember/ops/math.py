@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.autograd.grad_mode import no_grad
+from ember.autograd.tensor import Tensor
+from ember.errors import EmberValueError
 
 
 class Add(Function):
@@ -69,7 +72,11 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """z = a ** b;  dz/da = b a^(b-1), dz/db = z log(a)"""
+    """z = a ** b;  dz/da = b a^(b-1) (0 where b = 0), dz/db = z log(a) (0 where a = 0, b >= 0)
+
+    The two special cases are PyTorch's: x**0 is flat even at x = 0, and 0**b does not move
+    with b for b >= 0. A negative base has no real log, so its exponent gradient is NaN.
+    """
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -78,11 +85,17 @@ class Pow(Function):
 
     def backward(self, g):
         a, b = self.a, self.b
-        ga = g * b * np.power(a, b - 1) if self.needs_input_grad[0] else None
-        gb = None
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            if isinstance(b, np.ndarray):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ga = g * np.where(b == 0, 0, b * np.power(a, b - 1))
+            else:  # a Python number: the common x**2, x**0.5
+                ga = g * b * np.power(a, b - 1) if b != 0 else np.zeros_like(g)
         if self.needs_input_grad[1]:
+            a = np.asarray(a, dtype=self.out.dtype)  # a Python number base must not upcast
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = g * self.out * np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
+                gb = g * np.where((a == 0) & (b >= 0), 0, self.out * np.log(a))
         return ga, gb
 
 
@@ -134,11 +147,15 @@ class Clip(Function):
     """z = min(max(a, lo), hi);  dz/da = 1 where lo <= a <= hi, else 0"""
 
     def forward(self, a, lo=None, hi=None):
-        self.mask = np.ones(a.shape, dtype=bool)
-        if lo is not None:
-            self.mask &= a >= lo
-        if hi is not None:
-            self.mask &= a <= hi
+        # bounds in a's dtype: a float64 bound would make np.clip return float64
+        lo = None if lo is None else np.asarray(lo).astype(a.dtype, copy=False)
+        hi = None if hi is None else np.asarray(hi).astype(a.dtype, copy=False)
+        if lo is None:
+            self.mask = a <= hi
+        elif hi is None:
+            self.mask = a >= lo
+        else:
+            self.mask = (a >= lo) & (a <= hi)
         return np.clip(a, lo, hi)
 
     def backward(self, g):
@@ -146,31 +163,30 @@ class Clip(Function):
 
 
 class Maximum(Function):
-    """z = max(a, b) elementwise; ties share the gradient equally (as PyTorch does)."""
+    """z = max(a, b) elementwise; ties share the gradient equally (as PyTorch does)"""
 
     def forward(self, a, b):
         self.a, self.b = a, b
         return np.maximum(a, b)
 
     def backward(self, g):
-        wa = (self.a > self.b) + 0.5 * (self.a == self.b)
-        ga = g * wa if self.needs_input_grad[0] else None
-        gb = g * (1 - wa) if self.needs_input_grad[1] else None
-        return ga, gb
+        # share of a: 1 where a > b, 1/2 at ties, 0 below, in g's dtype (0.5 * bools is float64)
+        wa = np.add(self.a > self.b, self.a >= self.b, dtype=g.dtype)
+        ga = g * wa * 0.5
+        return ga, g - ga
 
 
 class Minimum(Function):
-    """z = min(a, b) elementwise; ties share the gradient equally."""
+    """z = min(a, b) elementwise; ties share the gradient equally (as PyTorch does)"""
 
     def forward(self, a, b):
         self.a, self.b = a, b
         return np.minimum(a, b)
 
     def backward(self, g):
-        wa = (self.a < self.b) + 0.5 * (self.a == self.b)
-        ga = g * wa if self.needs_input_grad[0] else None
-        gb = g * (1 - wa) if self.needs_input_grad[1] else None
-        return ga, gb
+        wa = np.add(self.a < self.b, self.a <= self.b, dtype=g.dtype)
+        ga = g * wa * 0.5
+        return ga, g - ga
 
 
 class Where(Function):
@@ -239,7 +255,9 @@ def abs(a):  # noqa: A001
 
 
 def clip(a, min=None, max=None):  # noqa: A002
-    return Clip.apply(a, lo=min, hi=max)
+    if min is None and max is None:
+        raise EmberValueError("clip: give at least one of min and max, received neither")
+    return Clip.apply(a, lo=_raw(min), hi=_raw(max))
 
 
 def maximum(a, b):
@@ -255,4 +273,12 @@ def where(cond, a, b):
 
 
 def cast(a, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "fc":  # integers and bools carry no gradient
+        with no_grad():
+            return Cast.apply(a, dtype=dtype)
     return Cast.apply(a, dtype=dtype)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x

@@ -1,24 +1,39 @@
-"""Reductions over axes: sum, mean, max, min, var. Each takes ``axis`` and ``keepdims``."""
+"""Reductions over axes: sum, mean, max, min, var. Each takes ``axis`` and ``keepdims``.
+
+Every backward first gives the incoming gradient back its reduced axes as length-1 axes
+(``kept``, the shape with keepdims=True), so that it broadcasts against the input.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.errors import ShapeError
 
 
-def _normalize_axis(axis, ndim: int) -> tuple:
+def _axes(axis, shape: tuple) -> tuple:
+    """The reduced axes as sorted non-negative ints, and the shape with them kept as 1."""
+    ndim = len(shape)
     if axis is None:
-        return tuple(range(ndim))
+        return tuple(range(ndim)), (1,) * ndim
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return tuple(sorted(int(a) % ndim if ndim else 0 for a in axes))
+    try:
+        axes = tuple(sorted(int(a) + ndim if a < 0 else int(a) for a in axes))
+        if any(a < 0 or a >= ndim for a in axes):
+            raise IndexError
+    except (IndexError, TypeError):
+        raise ShapeError(
+            f"reduction: axis {axis!r} is out of range for an input of shape {shape}"
+        ) from None
+    return axes, tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-def _expand_like(g, in_shape, axes, keepdims):
-    """Give a reduced gradient back its reduced axes (length 1) so it broadcasts."""
-    if not keepdims and axes:
-        g = np.expand_dims(g, axes)
-    return g
+def _count(shape: tuple, axes: tuple) -> int:
+    n = 1
+    for i in axes:
+        n *= shape[i]
+    return n
 
 
 class Sum(Function):
@@ -26,13 +41,11 @@ class Sum(Function):
 
     def forward(self, a, axis=None, keepdims=False):
         self.shape = a.shape
-        self.axes = _normalize_axis(axis, a.ndim)
-        self.keepdims = keepdims
-        return np.asarray(np.sum(a, axis=self.axes, keepdims=keepdims))
+        axes, self.kept = _axes(axis, a.shape)
+        return np.asarray(np.sum(a, axis=None if axis is None else axes, keepdims=keepdims))
 
     def backward(self, g):
-        g = _expand_like(g, self.shape, self.axes, self.keepdims)
-        return np.broadcast_to(g, self.shape)
+        return np.broadcast_to(g.reshape(self.kept), self.shape)
 
 
 class Mean(Function):
@@ -40,34 +53,34 @@ class Mean(Function):
 
     def forward(self, a, axis=None, keepdims=False):
         self.shape = a.shape
-        self.axes = _normalize_axis(axis, a.ndim)
-        self.keepdims = keepdims
-        self.n = int(np.prod([a.shape[i] for i in self.axes])) if self.axes else 1
-        return np.asarray(np.mean(a, axis=self.axes, keepdims=keepdims))
+        axes, self.kept = _axes(axis, a.shape)
+        self.n = _count(a.shape, axes)
+        return np.asarray(np.mean(a, axis=None if axis is None else axes, keepdims=keepdims))
 
     def backward(self, g):
-        g = _expand_like(g, self.shape, self.axes, self.keepdims)
-        return np.broadcast_to(g / self.n, self.shape)
+        return np.broadcast_to(g.reshape(self.kept) / self.n, self.shape)
 
 
 class Max(Function):
-    """z = max(a, axis);  the gradient is shared equally by the elements equal to the max"""
+    """z = max(a, axis);  the gradient is shared equally by the elements equal to the max
+    (PyTorch's ``amax`` rule)"""
 
     _reduce = staticmethod(np.max)
 
     def forward(self, a, axis=None, keepdims=False):
         self.a = a
-        self.axes = _normalize_axis(axis, a.ndim)
-        self.keepdims = keepdims
-        out = self._reduce(a, axis=self.axes, keepdims=True)
-        self.out_kept = out
-        return np.asarray(out if keepdims else np.squeeze(out, axis=self.axes))
+        axes, kept = _axes(axis, a.shape)
+        self.axes = None if axis is None else axes
+        self.out_kept = self._reduce(a, axis=self.axes, keepdims=True)
+        if keepdims:
+            return self.out_kept
+        return self.out_kept.reshape(tuple(n for i, n in enumerate(a.shape) if i not in axes))
 
     def backward(self, g):
-        g = _expand_like(g, self.a.shape, self.axes, self.keepdims)
         mask = self.a == self.out_kept
-        count = mask.sum(axis=self.axes, keepdims=True)
-        return g * mask / count
+        # count of ties in the input's dtype: an integer count would upcast float32 to float64
+        count = mask.sum(axis=self.axes, keepdims=True, dtype=g.dtype)
+        return mask * (g.reshape(self.out_kept.shape) / count)
 
 
 class Min(Max):
@@ -77,21 +90,20 @@ class Min(Max):
 
 
 class Var(Function):
-    """z = mean((a - mean(a))^2) * n / (n - ddof);  dz/da = 2 (a - mean) / (n - ddof)"""
+    """z = sum((a - mean(a))^2) / (n - ddof);  dz/da = 2 (a - mean) / (n - ddof)
+    (n - ddof <= 0 gives NaN, as in NumPy and PyTorch)"""
 
     def forward(self, a, axis=None, keepdims=False, ddof=0):
-        self.axes = _normalize_axis(axis, a.ndim)
-        self.keepdims = keepdims
-        self.shape = a.shape
-        n = int(np.prod([a.shape[i] for i in self.axes])) if self.axes else 1
-        self.denom = max(n - ddof, 1)
-        self.centered = a - a.mean(axis=self.axes, keepdims=True)
-        out = np.sum(self.centered * self.centered, axis=self.axes, keepdims=keepdims)
-        return np.asarray(out / self.denom)
+        axes, self.kept = _axes(axis, a.shape)
+        dof = _count(a.shape, axes) - ddof
+        self.scale = 1.0 / dof if dof > 0 else float("inf")  # a Python float: no upcast
+        self.centered = a - a.mean(axis=axes, keepdims=True)
+        out = np.sum(self.centered * self.centered, axis=axes, keepdims=keepdims)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(out * self.scale)
 
     def backward(self, g):
-        g = _expand_like(g, self.shape, self.axes, self.keepdims)
-        return g * (2.0 / self.denom) * self.centered
+        return g.reshape(self.kept) * (2.0 * self.scale) * self.centered
 
 
 def sum(a, axis=None, keepdims=False):  # noqa: A001

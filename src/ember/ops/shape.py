@@ -29,8 +29,16 @@ class Transpose(Function):
     """z = a with its axes permuted (reversed when axes is None);  the gradient is permuted back"""
 
     def forward(self, a, axes=None):
-        self.inverse = None if axes is None else tuple(np.argsort(axes))
-        return np.transpose(a, axes)
+        try:
+            out = np.transpose(a, axes)
+        except ValueError:
+            raise ShapeError(
+                f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of an input "
+                f"of shape {a.shape}"
+            ) from None
+        # argsort of the axes made non-negative: (0, -1, 1) on 3 axes is (0, 2, 1)
+        self.inverse = None if axes is None else tuple(np.argsort([i % a.ndim for i in axes]))
+        return out
 
     def backward(self, g):
         return np.transpose(g, self.inverse)
@@ -85,14 +93,15 @@ class Concatenate(Function):
 
     def forward(self, *arrays, axis=0):
         self.axis = axis
-        self.cuts = np.cumsum([np.shape(a)[axis] for a in arrays])[:-1]
         try:
-            return np.concatenate(arrays, axis=axis)
-        except ValueError:
+            out = np.concatenate(arrays, axis=axis)
+        except (ValueError, IndexError):
             shapes = ", ".join(str(np.shape(a)) for a in arrays)
             raise ShapeError(
-                f"concatenate: shapes {shapes} do not fit along axis {axis}"
+                f"concatenate: shapes {shapes} do not fit together along axis {axis}"
             ) from None
+        self.cuts = np.cumsum([np.shape(a)[axis] for a in arrays])[:-1]
+        return out
 
     def backward(self, g):
         return tuple(np.split(g, self.cuts, axis=self.axis))
@@ -118,7 +127,14 @@ class Split(Function):
 
     def forward(self, a, indices_or_sections=2, axis=0):
         self.axis = axis
-        return tuple(np.split(a, indices_or_sections, axis=axis))
+        try:
+            return tuple(np.split(a, indices_or_sections, axis=axis))
+        except (ValueError, IndexError):
+            raise ShapeError(
+                f"split: cannot split an input of shape {a.shape} along axis {axis} with "
+                f"indices_or_sections={indices_or_sections!r} (a number of sections must "
+                f"divide the axis; a list gives the cut points)"
+            ) from None
 
     def backward(self, *gs):
         return np.concatenate(gs, axis=self.axis)
@@ -128,7 +144,13 @@ class Pad(Function):
     """z = a surrounded by a constant;  the gradient is the inner slice"""
 
     def forward(self, a, pad_width=0, value=0.0):
-        pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (a.ndim, 2))
+        try:
+            pw = np.broadcast_to(np.asarray(pad_width, dtype=int), (a.ndim, 2))
+        except ValueError:
+            raise ShapeError(
+                f"pad: pad_width {pad_width!r} does not fit an input of shape {a.shape}: give "
+                f"one int, one (before, after) pair, or one pair per axis"
+            ) from None
         self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pw, a.shape))
         return np.pad(a, pw, mode="constant", constant_values=value)
 
