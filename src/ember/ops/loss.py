@@ -107,8 +107,9 @@ def class_indices(labels, num_classes: int, expected_shape: tuple, who: str, ign
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.floor(arr))
         if bad.any():
+            first = arr[bad].flat[0].item()
             raise EmberValueError(
-                f"{who}: labels must be whole class indices, received label {arr[bad].flat[0]!r}"
+                f"{who}: labels must be whole class indices, received label {first!r}"
             )
     out = arr.astype(np.intp, copy=False)
     bad = (out < 0) | (out >= num_classes)
