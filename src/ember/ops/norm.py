@@ -26,6 +26,13 @@ def _channel_axis(ndim: int, axis: int) -> int:
     return axis % ndim
 
 
+def _channel_sum(ndim: int, axis: int):
+    """f(a, b) = sum of a * b over every axis but ``axis``, without the a * b temporary."""
+    letters = "abcdefghijklmnopqrstuvwxyz"[:ndim]
+    spec = f"{letters},{letters}->{letters[axis]}"
+    return lambda a, b: np.einsum(spec, a, b)
+
+
 def _param_shape(ndim: int, axis: int) -> tuple:
     """Shape that broadcasts a per-channel vector against the input: (1, .., C, .., 1)."""
     return tuple(-1 if i == axis else 1 for i in range(ndim))
@@ -53,9 +60,10 @@ class BatchNorm(Function):
             raise ShapeError(
                 f"batch_norm: cannot take batch statistics of an empty input {x.shape}"
             )
+        self.channel_sum = _channel_sum(x.ndim, axis)
         mean = x.mean(axis=self.axes, keepdims=True)
         xc = x - mean
-        var = np.mean(np.square(xc), axis=self.axes, keepdims=True)
+        var = (self.channel_sum(xc, xc) / self.m).reshape(self.pshape)  # biased, no temporary
         inv = 1.0 / np.sqrt(var + np.asarray(epsilon, dtype=x.dtype))
         xc *= inv  # xc is ours: normalize in place, it becomes xhat
         self.xhat, self.inv = xc, inv
@@ -69,13 +77,17 @@ class BatchNorm(Function):
         xhat, inv, axes = self.xhat, self.inv, self.axes
         need_x, need_gamma, need_beta = self.needs_input_grad
         gbeta = g.sum(axis=axes) if (need_beta or need_x) else None
-        ggamma = (g * xhat).sum(axis=axes) if (need_gamma or need_x) else None
+        ggamma = self.channel_sum(g, xhat) if (need_gamma or need_x) else None
         gx = None
         if need_x:
             scale = inv if self.gamma is None else inv * self.gamma.reshape(self.pshape)
             mean_g = (gbeta / self.m).reshape(self.pshape)
             mean_gx = (ggamma / self.m).reshape(self.pshape)
-            gx = (g - mean_g - xhat * mean_gx) * scale
+            # (g - mean(g) - xhat mean(g xhat)) * scale, built in one buffer
+            gx = xhat * -mean_gx
+            gx += g
+            gx -= mean_g
+            gx *= scale
             # paths through the returned statistics (zero when only y is used)
             if g_mean.any():
                 gx += g_mean.reshape(self.pshape) / self.m
