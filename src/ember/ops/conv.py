@@ -1,0 +1,351 @@
+"""2-D convolution on NHWC images as one fused op with a hand-written backward.
+
+Shapes: input x (N, H, W, C), kernel w (KH, KW, C, O), bias b (O,), output (N, OH, OW, O).
+The math (cross-correlation, as every framework computes it), with P the zero-padded input:
+
+    y[n, oh, ow, o] = b[o] + sum_{i, j, c} P[n, oh*sh + i*dh, ow*sw + j*dw, c] * w[i, j, c, o]
+
+Written as matrices, each output pixel is one row of a "patch matrix" X (N*OH*OW, KH*KW*C)
+times the kernel reshaped to W (KH*KW*C, O): Y = X W + b. So the backward is that of a matmul:
+dW = X^T G, db = sum of G over rows, and dX = G W^T, whose rows are patches that are added back
+to the input positions they were read from (overlapping patches add up).
+
+Two ways of computing it are used, chosen by ``_algorithm``:
+
+- "im2col" (any stride): the patch matrix is a strided *view* of the padded input
+  (N, OH, OW, KH, KW, C), copied once into a contiguous matrix, and the forward is ONE GEMM.
+  The backward reuses the saved patches for dW (one GEMM) and scatters G W^T back with a loop
+  over the KH*KW kernel offsets, each a strided slice add of a whole (N, OH, OW, C) block.
+- "rows" (stride 1, enough channels): the padded batch is flattened to rows of pixels (one row
+  per pixel, C values each). Shifting a pixel by (i, j) in the image is then shifting its row
+  index by i*dh*Wp + j*dw, so the patches of one kernel row are a view with overlapping rows;
+  copying it gives a (rows, KW*C) matrix three times smaller than the full patch matrix, and
+  the output is a sum of KH GEMMs on row-shifted slices of it. Positions that fall in the
+  padding are computed and dropped. dX is the same computation run on the (zero-framed)
+  output gradient with the kernel flipped and transposed: a stride-1 "full" convolution.
+
+``conv_geometry`` gives the output size and the exact padding for both padding modes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ember.autograd.function import Function
+from ember.errors import EmberTypeError, EmberValueError, ShapeError
+
+# ------------------------------------------------------------------------------ geometry
+
+
+def as_pair(value, name: str, where: str = "conv2d") -> tuple[int, int]:
+    """An int or a pair of ints (each >= 1) as a pair; a clear error otherwise."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    try:
+        ok = len(pair) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in pair
+        )
+    except TypeError:
+        ok = False
+    if not ok or isinstance(value, bool):
+        raise EmberValueError(
+            f"{where}: {name} must be a positive int or a pair of positive ints, "
+            f"received {name}={value!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def check_padding(padding, where: str = "conv2d") -> str:
+    """'valid' or 'same' (any case); a clear error otherwise."""
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise EmberValueError(
+            f"{where}: padding must be 'valid' or 'same', received padding={padding!r}"
+        )
+    return padding.lower()
+
+
+def conv_output_length(size: int, kernel: int, stride: int, dilation: int, padding: str):
+    """(output length, padding before, padding after) along one spatial axis.
+
+    The kernel covers ``(kernel - 1) * dilation + 1`` input positions. VALID: no padding,
+    ``out = floor((size - span) / stride) + 1``. SAME (TensorFlow's rule): ``out = ceil(size /
+    stride)`` and the total padding ``max((out - 1) * stride + span - size, 0)`` is split with
+    the smaller half before and the extra one after.
+    """
+    span = (kernel - 1) * dilation + 1
+    if padding == "same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + span - size, 0)
+        return out, total // 2, total - total // 2
+    return (size - span) // stride + 1 if size >= span else 0, 0, 0
+
+
+def conv_geometry(
+    input_hw, kernel_hw, strides=1, padding="valid", dilation_rate=1, where: str = "conv2d"
+):
+    """Output (height, width) and the exact (top, bottom, left, right) padding of a 2-D
+    convolution or pooling window; raises a ShapeError if the window does not fit."""
+    kh, kw = as_pair(kernel_hw, "kernel_size", where)
+    sh, sw = as_pair(strides, "strides", where)
+    dh, dw = as_pair(dilation_rate, "dilation_rate", where)
+    padding = check_padding(padding, where)
+    h, w = (int(v) for v in input_hw)
+    oh, top, bottom = conv_output_length(h, kh, sh, dh, padding)
+    ow, left, right = conv_output_length(w, kw, sw, dw, padding)
+    if oh <= 0 or ow <= 0:
+        raise ShapeError(
+            f"{where}: the input's spatial size {(h, w)} is smaller than the window it slides "
+            f"({(kh - 1) * dh + 1}, {(kw - 1) * dw + 1}) (kernel {(kh, kw)}, dilation "
+            f"{(dh, dw)}) with padding='valid'; use a larger input or padding='same'"
+        )
+    return (oh, ow), (top, bottom, left, right)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def pad_nhwc(x: np.ndarray, pads, value=0) -> np.ndarray:
+    """x surrounded by ``value``: pads = (top, bottom, left, right); no copy when all are 0."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    n, h, w, c = x.shape
+    if value == 0:
+        out = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    else:
+        out = np.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    out[:, top : top + h, left : left + w] = x
+    return out
+
+
+def windows(xp: np.ndarray, out_hw, window, strides, dilation=(1, 1)) -> np.ndarray:
+    """Read-only view (N, OH, OW, KH, KW, C) of every window of a padded NHWC array (no copy)."""
+    n, _, _, c = xp.shape
+    s0, s1, s2, s3 = xp.strides
+    return as_strided(
+        xp,
+        (n, out_hw[0], out_hw[1], window[0], window[1], c),
+        (s0, s1 * strides[0], s2 * strides[1], s1 * dilation[0], s2 * dilation[1], s3),
+        writeable=False,
+    )
+
+
+def offset_slice(offset: int, stride: int, count: int) -> slice:
+    """The input positions that kernel offset ``offset`` reads for ``count`` outputs."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+def _row_conv(src: np.ndarray, pitch: int, w: np.ndarray, dh: int, dw: int, out: np.ndarray):
+    """Stride-1 convolution over rows of pixels: ``out[p] = sum_ij src[p + i*dh*pitch + j*dw]
+    @ w[i, j]`` for every row p of ``out`` (rows, O). ``src`` (R, C) is a C-contiguous flattened
+    padded batch whose images are ``pitch`` pixels wide. Returns the (rows + (KH-1)*dh*pitch,
+    KW*C) partial patch matrix (one kernel row wide) it built, for the weight gradient."""
+    kh, kw, c, o = w.shape
+    rows = out.shape[0]
+    need = rows + (kh - 1) * dh * pitch
+    flat = src.reshape(-1)
+    item = flat.strides[0]
+    # (need, KW, C) view: pixel p's taps j*dw along the row are j*dw*C values further on
+    view = as_strided(flat, (need, kw, c), (c * item, dw * c * item, item), writeable=False)
+    cols = np.ascontiguousarray(view).reshape(need, kw * c)
+    wr = w.reshape(kh, kw * c, o)
+    np.matmul(cols[:rows], wr[0], out=out)
+    if kh > 1:
+        tmp = np.empty_like(out)
+        for i in range(1, kh):
+            shift = i * dh * pitch
+            np.matmul(cols[shift : shift + rows], wr[i], out=tmp)
+            out += tmp
+    return cols
+
+
+def _algorithm(w_shape, strides, padded_hw, out_hw) -> str:
+    """Pick the faster way for these shapes (measured on 2 cores, see the module docstring)."""
+    kh, kw, c, _ = w_shape
+    if kh == 1 and kw == 1:
+        return "1x1"
+    # "rows" computes every padded position: worth it with enough channels per GEMM row and
+    # little padding to waste
+    wasted = padded_hw[0] * padded_hw[1] / (out_hw[0] * out_hw[1])
+    if strides == (1, 1) and kw * c >= 64 and wasted <= 1.5:
+        return "rows"
+    return "im2col"
+
+
+# ------------------------------------------------------------------------------ the op
+
+
+class Conv2D(Function):
+    """y = X W + b with X the (N*OH*OW, KH*KW*C) patch matrix of the padded input;
+    dW = X^T g, db = sum(g), dx = g W^T scattered back to the patches' positions"""
+
+    def forward(
+        self, x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), algorithm=None
+    ):
+        _check_shapes(x, w, b)
+        n, h, wd, c = x.shape
+        kh, kw, _, o = w.shape
+        (oh, ow), pads = conv_geometry((h, wd), (kh, kw), strides, padding, dilation)
+        top, bottom, left, right = pads
+        padded = (h + top + bottom, wd + left + right)
+        algo = algorithm or _algorithm(w.shape, strides, padded, (oh, ow))
+        self.algo, self.pads, self.strides, self.dilation = algo, pads, strides, dilation
+        self.x_shape, self.w = x.shape, w
+        sh, sw = strides
+        if algo == "1x1":
+            # no padding can reach a 1x1 window's output; strides pick every s-th pixel
+            xs = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw]
+            self.cols = xs.reshape(-1, c)  # a view when the stride is 1
+            y = np.matmul(self.cols, w.reshape(c, o))
+        elif algo == "im2col":
+            xp = pad_nhwc(x, pads)
+            # (N, OH, OW, KH, KW, C) view, then one copy into the patch matrix
+            patches = windows(xp, (oh, ow), (kh, kw), strides, dilation)
+            self.cols = np.ascontiguousarray(patches).reshape(n * oh * ow, kh * kw * c)
+            y = np.matmul(self.cols, w.reshape(kh * kw * c, o))
+        elif algo == "rows":
+            if strides != (1, 1):
+                raise EmberValueError("conv2d: algorithm='rows' needs strides of 1")
+            xp = np.ascontiguousarray(pad_nhwc(x, pads))
+            hp, wp = xp.shape[1:3]
+            dh, dw = dilation
+            self.hp_wp = (hp, wp)
+            # every output pixel p = (n, oh, ow) at row n*Hp*Wp + oh*Wp + ow reads rows up to
+            # p + max_shift: the last max_shift rows of the batch start no valid output
+            max_shift = (kh - 1) * dh * wp + (kw - 1) * dw
+            self.rows = n * hp * wp - max_shift
+            full = np.empty((n * hp * wp, o), dtype=np.result_type(x, w))
+            self.cols = _row_conv(xp.reshape(-1, c), wp, w, dh, dw, full[: self.rows])
+            y = full.reshape(n, hp, wp, o)[:, :oh, :ow]
+            if b is None:
+                return np.ascontiguousarray(y)
+            return y + b  # crops and adds the bias in one pass
+        else:
+            raise EmberValueError(
+                f"conv2d: algorithm must be 'im2col', 'rows' or '1x1', received {algo!r}"
+            )
+        y = y.reshape(n, oh, ow, o)
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, g):
+        n, h, wd, c = self.x_shape
+        kh, kw, _, o = self.w.shape
+        need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
+        need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        gb = g.sum(axis=(0, 1, 2)) if need_b else None
+        if self.algo == "rows":
+            gx, gw = self._backward_rows(g, need_x, need_w)
+            return gx, gw, gb
+        g2 = g.reshape(-1, o)
+        gw = np.matmul(self.cols.T, g2).reshape(self.w.shape) if need_w else None
+        gx = None
+        if need_x:
+            oh, ow = g.shape[1:3]
+            sh, sw = self.strides
+            if self.algo == "1x1" and (sh, sw) == (1, 1):
+                gx = np.matmul(g2, self.w.reshape(c, o).T).reshape(self.x_shape)
+            elif self.algo == "1x1":
+                gx = np.zeros(self.x_shape, dtype=g.dtype)
+                sel = (slice(None), offset_slice(0, sh, oh), offset_slice(0, sw, ow))
+                gx[sel] = np.matmul(g2, self.w.reshape(c, o).T).reshape(n, oh, ow, c)
+            else:
+                gx = self._scatter(g2, (oh, ow))
+        return gx, gw, gb
+
+    def _scatter(self, g2, out_hw):
+        """dx = g W^T added back to every patch position, one kernel offset at a time."""
+        n, h, wd, c = self.x_shape
+        kh, kw, _, o = self.w.shape
+        top, bottom, left, right = self.pads
+        (sh, sw), (dh, dw) = self.strides, self.dilation
+        oh, ow = out_hw
+        gxp = np.zeros((n, h + top + bottom, wd + left + right, c), dtype=g2.dtype)
+        part = np.empty((n, oh, ow, c), dtype=g2.dtype)
+        for i in range(kh):
+            rows = offset_slice(i * dh, sh, oh)
+            for j in range(kw):
+                # the patch entries of offset (i, j) for every output pixel: (N*OH*OW, C)
+                np.matmul(g2, self.w[i, j].T, out=part.reshape(-1, c))
+                gxp[:, rows, offset_slice(j * dw, sw, ow)] += part
+        return gxp[:, top : top + h, left : left + wd] if (top or bottom or left or right) else gxp
+
+    def _backward_rows(self, g, need_x, need_w):
+        n, h, wd, c = self.x_shape
+        kh, kw, _, o = self.w.shape
+        dh, dw = self.dilation
+        hp, wp = self.hp_wp
+        oh, ow = g.shape[1:3]
+        total = n * hp * wp
+        max_shift = (kh - 1) * dh * wp + (kw - 1) * dw
+        # the gradient laid out on the padded grid (zero where no output was kept), after a
+        # frame of max_shift zero rows so that the flipped convolution below never reads before
+        # the first row
+        gs = np.zeros((max_shift + total, o), dtype=g.dtype)
+        gs[max_shift:].reshape(n, hp, wp, o)[:, :oh, :ow] = g
+        gw = gx = None
+        if need_w:
+            gq = gs[max_shift : max_shift + self.rows]
+            gw = np.empty((kh, kw * c, o), dtype=g.dtype)
+            for i in range(kh):
+                shift = i * dh * wp
+                np.matmul(self.cols[shift : shift + self.rows].T, gq, out=gw[i])
+            gw = gw.reshape(kh, kw, c, o)
+        if need_x:
+            # dxp[p] = sum_ij g[p - shift_ij] w[i, j]^T = a stride-1 convolution of the framed
+            # gradient with the kernel flipped in both axes and transposed to (KH, KW, O, C)
+            wf = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+            gxp = np.empty((total, c), dtype=g.dtype)
+            _row_conv(gs, wp, wf, dh, dw, gxp)
+            top, _, left, _ = self.pads
+            gx = np.ascontiguousarray(
+                gxp.reshape(n, hp, wp, c)[:, top : top + h, left : left + wd]
+            )
+        return gx, gw
+
+
+def _check_shapes(x, w, b) -> None:
+    if np.ndim(x) != 4:
+        raise ShapeError(
+            f"conv2d: expected a 4-D input (batch, height, width, channels), received an input "
+            f"of shape {np.shape(x)}"
+        )
+    if np.ndim(w) != 4:
+        raise ShapeError(
+            f"conv2d: expected a 4-D kernel (kernel_h, kernel_w, in_channels, filters), "
+            f"received a kernel of shape {np.shape(w)}"
+        )
+    if x.shape[3] != w.shape[2]:
+        raise ShapeError(
+            f"conv2d: the input has {x.shape[3]} channels but the kernel expects {w.shape[2]} "
+            f"(input shape {x.shape}, kernel shape {w.shape})"
+        )
+    if b is not None and np.shape(b) != (w.shape[3],):
+        raise ShapeError(
+            f"conv2d: expected a bias of shape ({w.shape[3]},), received {np.shape(b)}"
+        )
+
+
+def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):
+    """2-D convolution of NHWC ``x`` with a (KH, KW, C, O) kernel ``w`` (and bias ``b``).
+
+    ``strides`` and ``dilation_rate`` are ints or (height, width) pairs; ``padding`` is "valid"
+    or "same" (TensorFlow's rule: the odd extra padding goes after).
+    """
+    strides = as_pair(strides, "strides")
+    dilation = as_pair(dilation_rate, "dilation_rate")
+    padding = check_padding(padding)
+    if strides != (1, 1) and dilation != (1, 1):
+        # Keras and TensorFlow refuse this combination too
+        raise EmberValueError(
+            f"conv2d: strides > 1 cannot be combined with dilation_rate > 1, received "
+            f"strides={strides} and dilation_rate={dilation}"
+        )
+    for name, t in (("input", x), ("kernel", w), ("bias", b)):
+        if t is not None and not hasattr(t, "shape"):
+            raise EmberTypeError(
+                f"conv2d: the {name} must be a Tensor or an array, received {type(t).__name__}"
+            )
+    args = (x, w) if b is None else (x, w, b)
+    return Conv2D.apply(*args, strides=strides, padding=padding, dilation=dilation)

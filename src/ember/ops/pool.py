@@ -1,0 +1,228 @@
+"""Pooling on NHWC images: max and average over sliding windows, and global pooling.
+
+A window is read through a view, never copied: when the windows tile the image exactly (stride
+equal to the pool size, no padding) the image is reshaped to (N, OH, PH, OW, PW, C); otherwise a
+strided view (N, OH, OW, PH, PW, C) of the padded image is used. Either way the op walks the
+PH*PW offsets inside a window, and each offset is one (N, OH, OW, C) view: a max or a sum of
+PH*PW whole arrays, with no Python loop over pixels.
+
+Conventions (those of PyTorch and Keras): the max-pool gradient goes to ONE element per window,
+the first maximum in row-major window order (what PyTorch picks when a window holds ties, e.g.
+the zeros after a ReLU); SAME padding follows TensorFlow's rule (extra padding after), padded
+positions never win a max, and SAME average pooling divides by the number of real (non-padding)
+elements in each window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ember.autograd.function import Function
+from ember.errors import ShapeError
+from ember.ops.conv import as_pair, check_padding, conv_geometry, pad_nhwc
+
+
+def _geometry(x, pool, strides, padding, where):
+    if x.ndim != 4:
+        raise ShapeError(
+            f"{where}: expected a 4-D input (batch, height, width, channels), received an input "
+            f"of shape {x.shape}"
+        )
+    return conv_geometry(x.shape[1:3], pool, strides, padding, 1, where=where)
+
+
+def _window_view(x, pool, strides, pads, out_hw, writeable=False):
+    """(N, OH, PH, OW, PW, C) view of every window of the (already padded) image, no copy.
+    ``writeable`` only for a buffer the caller owns (overlapping windows share elements)."""
+    (ph, pw), (sh, sw), (oh, ow) = pool, strides, out_hw
+    n, h, w, c = x.shape
+    if (sh, sw) == (ph, pw) and not any(pads):
+        # windows tile the image: a reshape (cropping a VALID remainder is still a view)
+        return x[:, : oh * ph, : ow * pw].reshape(n, oh, ph, ow, pw, c)
+    s0, s1, s2, s3 = x.strides
+    return as_strided(
+        x, (n, oh, ph, ow, pw, c), (s0, s1 * sh, s1, s2 * sw, s2, s3), writeable=writeable
+    )
+
+
+def _tiles(pool, strides, pads) -> bool:
+    """Whether windows neither overlap nor need padding (gradients can be assigned, not added)."""
+    return tuple(strides) == tuple(pool) and not any(pads)
+
+
+def _offsets(pool):
+    return [(a, b) for a in range(pool[0]) for b in range(pool[1])]
+
+
+class MaxPool2D(Function):
+    """y = max of each window;  dy/dx = 1 at the window's first maximum (row-major), 0 elsewhere"""
+
+    def forward(self, x, pool=(2, 2), strides=(2, 2), padding="valid"):
+        (oh, ow), pads = _geometry(x, pool, strides, padding, "max_pool2d")
+        xp = pad_nhwc(x, pads, value=-np.inf)  # padding never wins a max
+        win = _window_view(xp, pool, strides, pads, (oh, ow))
+        out = win[:, :, 0, :, 0].copy()
+        for a, b in _offsets(pool)[1:]:
+            np.maximum(out, win[:, :, a, :, b], out=out)
+        self.win, self.out, self.pads, self.pool = win, out, pads, pool
+        self.strides, self.x_shape, self.padded_shape = strides, x.shape, xp.shape
+        return out
+
+    def backward(self, g):
+        win, out = self.win, self.out
+        gxp = np.zeros(self.padded_shape, dtype=g.dtype)
+        # the same window view over the gradient buffer (ours, so it may be written)
+        gwin = _window_view(gxp, self.pool, self.strides, self.pads, out.shape[1:3], True)
+        assign = _tiles(self.pool, self.strides, self.pads)
+        offsets = _offsets(self.pool)
+        taken = None  # windows whose maximum was already found at an earlier offset
+        for k, (a, b) in enumerate(offsets):
+            hit = win[:, :, a, :, b] == out
+            if taken is None:
+                taken = hit
+            else:
+                hit &= ~taken
+                if k < len(offsets) - 1:
+                    taken |= hit
+            if assign:
+                np.multiply(g, hit, out=gwin[:, :, a, :, b])
+            else:  # overlapping windows: one offset never overlaps itself, so += is safe
+                gwin[:, :, a, :, b] += g * hit
+        return _crop(gxp, self.pads, self.x_shape)
+
+
+class AvgPool2D(Function):
+    """y = mean of each window's real elements;  dy/dx = 1/count spread over the window"""
+
+    def forward(self, x, pool=(2, 2), strides=(2, 2), padding="valid"):
+        (oh, ow), pads = _geometry(x, pool, strides, padding, "avg_pool2d")
+        xp = pad_nhwc(x, pads)
+        win = _window_view(xp, pool, strides, pads, (oh, ow))
+        out = win[:, :, 0, :, 0].copy()
+        for a, b in _offsets(pool)[1:]:
+            out += win[:, :, a, :, b]
+        self.scale = _inverse_counts(x.shape[1:3], pool, strides, pads, (oh, ow), out.dtype)
+        out *= self.scale
+        self.pads, self.pool, self.strides = pads, pool, strides
+        self.x_shape, self.padded_shape = x.shape, xp.shape
+        return out
+
+    def backward(self, g):
+        gs = g * self.scale
+        gxp = np.zeros(self.padded_shape, dtype=gs.dtype)
+        gwin = _window_view(gxp, self.pool, self.strides, self.pads, g.shape[1:3], True)
+        assign = _tiles(self.pool, self.strides, self.pads)
+        for a, b in _offsets(self.pool):
+            if assign:
+                gwin[:, :, a, :, b] = gs
+            else:
+                gwin[:, :, a, :, b] += gs
+        return _crop(gxp, self.pads, self.x_shape)
+
+
+def _inverse_counts(hw, pool, strides, pads, out_hw, dtype):
+    """1 / (number of real elements in each window): a scalar without padding, else (OH, OW, 1)."""
+    if not any(pads):
+        return dtype.type(1.0 / (pool[0] * pool[1]))
+    counts = []
+    for size, p, s, before, n_out in zip(hw, pool, strides, pads[::2], out_hw):
+        start = np.arange(n_out) * s - before  # first input index of each window
+        counts.append(np.minimum(start + p, size) - np.maximum(start, 0))
+    return (1.0 / np.outer(counts[0], counts[1])).astype(dtype)[:, :, None]
+
+
+def _crop(gxp, pads, x_shape):
+    top, _, left, _ = pads
+    if gxp.shape == x_shape:
+        return gxp
+    return gxp[:, top : top + x_shape[1], left : left + x_shape[2]]
+
+
+class GlobalAvgPool(Function):
+    """y = mean over every axis between batch and channels;  dy/dx = 1/n broadcast back"""
+
+    def forward(self, x, keepdims=False):
+        self.axes = tuple(range(1, x.ndim - 1))
+        self.x_shape = x.shape
+        self.n = int(np.prod(x.shape[1:-1]))
+        return np.mean(x, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        g = g.reshape((g.shape[0],) + (1,) * len(self.axes) + (g.shape[-1],))
+        return np.broadcast_to(g * (1.0 / self.n), self.x_shape)
+
+
+class GlobalMaxPool(Function):
+    """y = max over every axis between batch and channels;  dy/dx = 1 at the first maximum"""
+
+    def forward(self, x, keepdims=False):
+        self.x_shape = x.shape
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        self.idx = flat.argmax(axis=1)[:, None, :]  # argmax picks the first of ties
+        out = np.take_along_axis(flat, self.idx, axis=1)[:, 0, :]
+        if keepdims:
+            out = out.reshape((x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],))
+        return out
+
+    def backward(self, g):
+        n, c = self.x_shape[0], self.x_shape[-1]
+        gx = np.zeros((n, int(np.prod(self.x_shape[1:-1])), c), dtype=g.dtype)
+        np.put_along_axis(gx, self.idx, g.reshape(n, 1, c), axis=1)
+        return gx.reshape(self.x_shape)
+
+
+# ------------------------------------------------------------------------------ wrappers
+
+
+def _pool_args(pool_size, strides, padding, where):
+    pool = as_pair(pool_size, "pool_size", where)
+    strides = pool if strides is None else as_pair(strides, "strides", where)
+    return pool, strides, check_padding(padding, where)
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Max over each (pool_size) window of NHWC ``x``, moving by ``strides`` (default: the pool
+    size); ``padding`` "valid" or "same"."""
+    pool, strides, padding = _pool_args(pool_size, strides, padding, "max_pool2d")
+    return MaxPool2D.apply(x, pool=pool, strides=strides, padding=padding)
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Mean over each (pool_size) window of NHWC ``x``; with "same" padding each window is
+    divided by its number of real elements (as TensorFlow/Keras do)."""
+    pool, strides, padding = _pool_args(pool_size, strides, padding, "avg_pool2d")
+    return AvgPool2D.apply(x, pool=pool, strides=strides, padding=padding)
+
+
+def _check_rank(x, ndim, where, expected):
+    if np.ndim(x.data if hasattr(x, "data") else x) != ndim:
+        raise ShapeError(
+            f"{where}: expected a {ndim}-D input {expected}, received an input of shape "
+            f"{np.shape(x.data if hasattr(x, 'data') else x)}"
+        )
+
+
+def global_avg_pool2d(x, keepdims=False):
+    """Mean over height and width of NHWC ``x``: (N, C), or (N, 1, 1, C) with keepdims."""
+    _check_rank(x, 4, "global_avg_pool2d", "(batch, height, width, channels)")
+    return GlobalAvgPool.apply(x, keepdims=keepdims)
+
+
+def global_max_pool2d(x, keepdims=False):
+    """Max over height and width of NHWC ``x``; the gradient goes to the first maximum."""
+    _check_rank(x, 4, "global_max_pool2d", "(batch, height, width, channels)")
+    return GlobalMaxPool.apply(x, keepdims=keepdims)
+
+
+def global_avg_pool1d(x, keepdims=False):
+    """Mean over the steps of ``x`` (batch, steps, features)."""
+    _check_rank(x, 3, "global_avg_pool1d", "(batch, steps, features)")
+    return GlobalAvgPool.apply(x, keepdims=keepdims)
+
+
+def global_max_pool1d(x, keepdims=False):
+    """Max over the steps of ``x`` (batch, steps, features); the gradient goes to the first
+    maximum."""
+    _check_rank(x, 3, "global_max_pool1d", "(batch, steps, features)")
+    return GlobalMaxPool.apply(x, keepdims=keepdims)
