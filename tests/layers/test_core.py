@@ -169,6 +169,11 @@ def test_activation_layer_applies_the_named_function(rng):
     assert layers.Activation.from_config(a.get_config()).activation is em.activations.swish
 
 
+def test_activation_layer_gradcheck(float64, rng):
+    assert gradcheck_layer(layers.Activation("gelu"), rng.standard_normal((3, 4)))
+    assert gradcheck_layer(layers.Activation("softmax"), rng.standard_normal((3, 4)))
+
+
 def test_dropout_is_the_identity_at_inference():
     x = np.arange(12.0, dtype=np.float32).reshape(3, 4)
     d = layers.Dropout(0.5)
