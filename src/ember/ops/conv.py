@@ -336,12 +336,6 @@ def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):
     strides = as_pair(strides, "strides")
     dilation = as_pair(dilation_rate, "dilation_rate")
     padding = check_padding(padding)
-    if strides != (1, 1) and dilation != (1, 1):
-        # Keras and TensorFlow refuse this combination too
-        raise EmberValueError(
-            f"conv2d: strides > 1 cannot be combined with dilation_rate > 1, received "
-            f"strides={strides} and dilation_rate={dilation}"
-        )
     for name, t in (("input", x), ("kernel", w), ("bias", b)):
         if t is not None and not hasattr(t, "shape"):
             raise EmberTypeError(

@@ -1,0 +1,214 @@
+"""ops/conv.py: geometry (output size and exact padding), the fused conv2d against a loop
+transcription of its definition, gradcheck over every padding/stride/dilation combination and
+every algorithm, dtypes and errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import ember as em
+from ember.errors import EmberValueError, ShapeError
+from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length
+
+ALGORITHMS = ["im2col", "rows", "1x1"]
+
+
+def reference_conv2d(x, w, b, strides, pads, dilation):
+    """y[n, i, j, o] = b[o] + sum_{a, c, k} P[n, i*sh + a*dh, j*sw + c*dw, k] w[a, c, k, o],
+    one output pixel at a time (the definition, with no patch matrix)."""
+    top, bottom, left, right = pads
+    p = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    kh, kw, _, o = w.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    oh = (p.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (p.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    y = np.zeros((x.shape[0], oh, ow, o))
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(kh):
+                for c in range(kw):
+                    y[:, i, j] += p[:, i * sh + a * dh, j * sw + c * dw] @ w[a, c]
+    return y if b is None else y + b
+
+
+# ------------------------------------------------------------------------------ geometry
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, dilation, padding, expected",
+    [
+        (7, 3, 1, 1, "valid", (5, 0, 0)),
+        (7, 3, 2, 1, "valid", (3, 0, 0)),
+        (8, 3, 2, 1, "valid", (3, 0, 0)),
+        (7, 3, 1, 2, "valid", (3, 0, 0)),  # the kernel spans 5 positions
+        (5, 3, 1, 1, "same", (5, 1, 1)),
+        (5, 4, 1, 1, "same", (5, 1, 2)),  # odd total padding: the extra one goes after
+        (8, 3, 2, 1, "same", (4, 0, 1)),  # (4-1)*2 + 3 - 8 = 1
+        (7, 3, 2, 1, "same", (4, 1, 1)),  # (4-1)*2 + 3 - 7 = 2
+        (7, 3, 1, 2, "same", (7, 2, 2)),
+        (4, 1, 3, 1, "same", (2, 0, 0)),  # negative total padding is clamped to 0
+        (2, 3, 1, 1, "valid", (0, 0, 0)),  # the window does not fit
+    ],
+)
+def test_conv_output_length_follows_tensorflows_rule(
+    size, kernel, stride, dilation, padding, expected
+):
+    assert conv_output_length(size, kernel, stride, dilation, padding) == expected
+
+
+def test_conv_geometry_gives_exact_pads_per_side():
+    assert conv_geometry((28, 28), (4, 3), 2, "same", 1) == ((14, 14), (1, 1, 0, 1))
+    assert conv_geometry((28, 28), 3, 1, "valid", (2, 1)) == ((24, 26), (0, 0, 0, 0))
+
+
+def test_conv_geometry_rejects_a_window_larger_than_the_input():
+    with pytest.raises(ShapeError, match=r"\(2, 2\).*smaller than the window.*\(3, 3\)"):
+        conv_geometry((2, 2), 3, 1, "valid", 1)
+
+
+# ------------------------------------------------------------------------------ forward
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, padding, dilation",
+    [(3, 1, "valid", 1), (3, 2, "same", 1), (4, 1, "same", 1), (3, 1, "same", 2),
+     (2, (2, 1), "valid", 1), (1, 2, "same", 1), (5, 1, "same", 1)],
+)  # fmt: skip
+def test_conv2d_matches_the_definition(kernel, strides, padding, dilation, rng):
+    x = rng.standard_normal((2, 7, 8, 3))
+    w = rng.standard_normal((kernel, kernel, 3, 4))
+    b = rng.standard_normal(4)
+    s, d = strides if isinstance(strides, tuple) else (strides,) * 2, (dilation,) * 2
+    _, pads = conv_geometry(x.shape[1:3], kernel, s, padding, d)
+    y = conv2d(em.tensor(x, dtype=np.float64), w, b, strides, padding, dilation)
+    np.testing.assert_allclose(y.data, reference_conv2d(x, w, b, s, pads, d), rtol=1e-10)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_algorithm_gives_the_same_convolution(algorithm, rng):
+    k = 1 if algorithm == "1x1" else 3
+    x = rng.standard_normal((2, 6, 5, 4))
+    w = rng.standard_normal((k, k, 4, 3))
+    y = Conv2D.apply(x, w, padding="same", algorithm=algorithm)
+    _, pads = conv_geometry((6, 5), k, 1, "same", 1)
+    ref = reference_conv2d(x, w, None, (1, 1), pads, (1, 1))
+    np.testing.assert_allclose(y.data, ref, rtol=1e-10)
+
+
+def test_conv2d_keeps_float32(rng):
+    x = em.tensor(rng.standard_normal((2, 6, 6, 3)).astype(np.float32), requires_grad=True)
+    w = em.tensor(rng.standard_normal((3, 3, 3, 40)).astype(np.float32), requires_grad=True)
+    b = em.tensor(np.zeros(40, np.float32), requires_grad=True)
+    for algorithm in ALGORITHMS[:2]:
+        y = Conv2D.apply(x, w, b, padding="same", algorithm=algorithm)
+        assert y.dtype == np.float32
+        y.sum().backward()
+        assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
+
+
+def test_conv2d_without_input_gradient_still_gives_weight_gradients(rng):
+    x = em.tensor(rng.standard_normal((2, 5, 5, 2)), dtype=np.float64)
+    w = em.tensor(rng.standard_normal((3, 3, 2, 2)), requires_grad=True, dtype=np.float64)
+    conv2d(x, w, padding="same").sum().backward()
+    assert x.grad is None
+    # d sum(y) / d w[a, c, k, o] = sum of the inputs that tap (a, c) reads
+    p = np.pad(x.data, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected = np.stack(
+        [
+            np.stack([p[:, a : a + 5, c : c + 5].sum(axis=(0, 1, 2)) for c in range(3)])
+            for a in range(3)
+        ]
+    )
+    np.testing.assert_allclose(w.grad, np.repeat(expected[..., None], 2, axis=-1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_conv2d_backward_accepts_a_read_only_gradient(algorithm, rng):
+    k = 1 if algorithm == "1x1" else 3
+    x = em.tensor(rng.standard_normal((1, 4, 4, 2)), requires_grad=True)
+    w = em.tensor(rng.standard_normal((k, k, 2, 3)), requires_grad=True)
+    y = Conv2D.apply(x, w, padding="same", algorithm=algorithm)
+    g = np.broadcast_to(np.ones((1, 1, 1, 3), np.float32), y.shape)  # read-only view
+    y.backward(g)
+    assert not g.flags.writeable and np.all(g == 1)
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
+
+
+# ------------------------------------------------------------------------------ gradients
+
+COMBOS = list(itertools.product(["valid", "same"], [1, 2], [1, 2]))
+
+
+@pytest.mark.parametrize("padding, stride, dilation", COMBOS)
+def test_conv2d_gradcheck_every_padding_stride_dilation(padding, stride, dilation, float64, rng):
+    x = em.tensor(rng.standard_normal((2, 6, 5, 2)), requires_grad=True)
+    w = em.tensor(rng.standard_normal((3, 2, 2, 3)), requires_grad=True)
+    b = em.tensor(rng.standard_normal(3), requires_grad=True)
+
+    def f(x, w, b):
+        return Conv2D.apply(
+            x, w, b, strides=(stride, stride), padding=padding, dilation=(dilation, dilation)
+        )
+
+    assert em.gradcheck(f, [x, w, b])
+
+
+@pytest.mark.parametrize("padding, dilation", list(itertools.product(["valid", "same"], [1, 2])))
+def test_conv2d_gradcheck_row_shift_algorithm(padding, dilation, float64, rng):
+    x = em.tensor(rng.standard_normal((2, 6, 5, 2)), requires_grad=True)
+    w = em.tensor(rng.standard_normal((2, 3, 2, 3)), requires_grad=True)
+    b = em.tensor(rng.standard_normal(3), requires_grad=True)
+
+    def f(x, w, b):
+        return Conv2D.apply(
+            x, w, b, padding=padding, dilation=(dilation, dilation), algorithm="rows"
+        )
+
+    assert em.gradcheck(f, [x, w, b])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv2d_gradcheck_1x1_kernel(stride, float64, rng):
+    x = em.tensor(rng.standard_normal((2, 5, 4, 3)), requires_grad=True)
+    w = em.tensor(rng.standard_normal((1, 1, 3, 2)), requires_grad=True)
+    assert em.gradcheck(lambda x, w: conv2d(x, w, strides=stride, padding="same"), [x, w])
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_conv2d_rejects_a_3d_input(rng):
+    with pytest.raises(
+        ShapeError, match=r"4-D input \(batch, height, width, channels\).*\(5, 5, 3\)"
+    ):
+        conv2d(rng.standard_normal((5, 5, 3)), rng.standard_normal((3, 3, 3, 2)))
+
+
+def test_conv2d_rejects_a_channel_mismatch(rng):
+    with pytest.raises(ShapeError, match="input has 3 channels but the kernel expects 4"):
+        conv2d(rng.standard_normal((1, 5, 5, 3)), rng.standard_normal((3, 3, 4, 2)))
+
+
+def test_conv2d_rejects_a_wrong_bias(rng):
+    with pytest.raises(ShapeError, match=r"bias of shape \(2,\), received \(3,\)"):
+        conv2d(rng.standard_normal((1, 5, 5, 3)), rng.standard_normal((3, 3, 3, 2)), np.ones(3))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strides": 0}, "strides must be a positive int or a pair.*strides=0"),
+        ({"strides": (1, 2, 3)}, r"strides=\(1, 2, 3\)"),
+        ({"dilation_rate": -1}, "dilation_rate must be a positive int.*dilation_rate=-1"),
+        ({"padding": "full"}, "padding must be 'valid' or 'same', received padding='full'"),
+    ],
+)
+def test_conv2d_rejects_bad_arguments(kwargs, message, rng):
+    with pytest.raises(EmberValueError, match=message):
+        conv2d(rng.standard_normal((1, 5, 5, 1)), rng.standard_normal((3, 3, 1, 1)), **kwargs)
+
+
+def test_conv2d_rejects_an_input_smaller_than_the_kernel(rng):
+    with pytest.raises(ShapeError, match="smaller than the window"):
+        conv2d(rng.standard_normal((1, 2, 5, 1)), rng.standard_normal((3, 3, 1, 1)))
