@@ -208,21 +208,24 @@ class Tensor:
     def var(self, axis=None, keepdims=False, ddof=0):
         return ops.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
+    # shape-taking methods accept a tuple or the items as arguments: x.reshape((2, 3)) and
+    # x.reshape(2, 3), like NumPy and PyTorch
     def reshape(self, *shape):
-        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+        return ops.reshape(self, _one_tuple(shape))
 
     def transpose(self, *axes):
-        return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+        """Permute the axes; with no argument, reverse them."""
+        return ops.transpose(self, _one_tuple(axes) or None)
 
     def permute(self, *axes):
-        return ops.transpose(self, axes[0] if len(axes) == 1 else axes)
+        return ops.transpose(self, _one_tuple(axes))
 
     @property
     def T(self):
         return ops.transpose(self, None)
 
     def expand(self, *shape):
-        return ops.broadcast_to(self, shape[0] if len(shape) == 1 else shape)
+        return ops.broadcast_to(self, _one_tuple(shape))
 
     def broadcast_to(self, shape):
         return ops.broadcast_to(self, shape)
@@ -263,6 +266,13 @@ class Tensor:
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _one_tuple(args: tuple) -> tuple:
+    """(shape,) or (n1, n2, ...) as one tuple of ints."""
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        return tuple(args[0])
+    return tuple(args)
 
 
 class Parameter(Tensor):
