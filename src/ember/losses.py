@@ -55,21 +55,30 @@ def _expand_last(x):
     return ops.expand_dims(x, -1) if isinstance(x, Tensor) else x[..., None]
 
 
+def _same_rank(x1, x2):
+    """Keras's squeeze_or_expand_to_same_rank (expand_rank_1=True): when the ranks differ by
+    one and the longer ends in an axis of 1, squeeze it, or expand a rank-1 partner instead."""
+    r1, r2 = len(np.shape(x1)), len(np.shape(x2))
+    if r1 == r2 + 1 and np.shape(x1)[-1] == 1:
+        if r2 == 1:
+            x2 = _expand_last(x2)
+        else:
+            x1 = _squeeze_last(x1)
+    elif r2 == r1 + 1 and np.shape(x2)[-1] == 1:
+        if r1 == 1:
+            x1 = _expand_last(x1)
+        else:
+            x2 = _squeeze_last(x2)
+    return x1, x2
+
+
 def _regression_pair(y_true, y_pred, who: str):
     """y_true and y_pred of one shape (float, y_pred's dtype) for the elementwise losses."""
     y_pred = _as_pred(y_pred, who)
     if y_pred.ndim == 0:
         raise ShapeError(f"{who}: y_pred must have a batch axis, received a scalar")
     y_true = L._as_target(y_true, y_pred.dtype, who, "y_true")
-    # Keras's squeeze_or_expand_to_same_rank: reconcile a trailing axis of length 1
-    true_rank = len(np.shape(y_true))
-    if true_rank == y_pred.ndim + 1 and np.shape(y_true)[-1] == 1:
-        y_true = _squeeze_last(y_true)
-    elif y_pred.ndim == true_rank + 1 and y_pred.shape[-1] == 1:
-        if true_rank == 1:
-            y_true = _expand_last(y_true)
-        else:
-            y_pred = ops.squeeze(y_pred, -1)
+    y_true, y_pred = _same_rank(y_true, y_pred)
     if np.shape(y_true) != y_pred.shape:
         raise ShapeError(
             f"{who}: y_true must have the shape of y_pred: expected {y_pred.shape}, received "
@@ -95,6 +104,13 @@ def _graph_input(y_pred: Tensor, op_class, axis=None):
         return None
     x = ctx.inputs[0]
     return x if isinstance(x, Tensor) and x.shape == y_pred.shape else None
+
+
+def _softmax_logits(y_pred: Tensor, axis: int):
+    """(logits, their softmax) when y_pred is a recorded softmax over `axis`, else (None, None):
+    the fused op then reuses the probabilities instead of exponentiating again."""
+    logits = _graph_input(y_pred, Softmax, axis)
+    return (logits, y_pred.data) if logits is not None else (None, None)
 
 
 def _check_smoothing(value, who: str) -> float:
@@ -174,9 +190,9 @@ def _categorical_ce(y_true, y_pred, from_logits, label_smoothing, axis, who):
             f"received y_true of shape {np.shape(y_true)}{hint}"
         )
     s = _check_smoothing(label_smoothing, who)
-    logits = y_pred if from_logits else _graph_input(y_pred, Softmax, ax)
+    logits, probs = (y_pred, None) if from_logits else _softmax_logits(y_pred, ax)
     if logits is not None:
-        return L.SoftmaxCrossEntropy.apply(logits, y_true, axis=ax, label_smoothing=s)
+        return L.SoftmaxCrossEntropy.apply(logits, y_true, axis=ax, label_smoothing=s, probs=probs)
     # Keras's formula on probabilities: renormalize, clip, log
     if s:
         y_true = y_true * (1 - s) + s / y_pred.shape[ax]
@@ -205,10 +221,10 @@ def _sparse_ce(y_true, y_pred, from_logits, ignore_class, axis, who):
     expected = y_pred.shape[:ax] + y_pred.shape[ax + 1 :]
     labels = L.class_indices(y_true, c, expected, who, ignore_class)
     valid = None if ignore_class is None else labels != ignore_class
-    logits = y_pred if from_logits else _graph_input(y_pred, Softmax, ax)
+    logits, probs = (y_pred, None) if from_logits else _softmax_logits(y_pred, ax)
     if logits is not None:
         losses = L.SparseSoftmaxCrossEntropy.apply(
-            logits, labels, axis=ax, ignore_index=ignore_class
+            logits, labels, axis=ax, ignore_index=ignore_class, probs=probs
         )
         return losses, valid
     # Keras's formula on probabilities: the label's probability, renormalized and clipped
@@ -243,10 +259,7 @@ mae = MAE = mean_absolute_error
 def _fit_weights(values: Tensor, weights: np.ndarray, who: str):
     """Keras's squeeze_or_expand_to_same_rank between the losses and the weights, then a
     lower-rank weight is given trailing axes (one weight per example of a sequence loss)."""
-    if weights.ndim == values.ndim + 1 and weights.shape[-1] == 1:
-        weights = weights[..., 0]
-    elif values.ndim == weights.ndim + 1 and values.shape[-1] == 1:
-        values = ops.squeeze(values, -1)
+    values, weights = _same_rank(values, weights)
     if 0 < weights.ndim < values.ndim and weights.shape == values.shape[: weights.ndim]:
         weights = weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
     try:
@@ -284,11 +297,8 @@ def reduce_weighted_values(
         if weights is None:
             weights = m
         else:
-            if weights.ndim == m.ndim + 1 and weights.shape[-1] == 1:
-                weights = weights[..., 0]
-            elif m.ndim == weights.ndim + 1 and m.shape[-1] == 1:
-                m = m[..., 0]
-            elif 0 < weights.ndim < m.ndim and weights.shape == m.shape[: weights.ndim]:
+            m, weights = _same_rank(m, weights)
+            if 0 < weights.ndim < m.ndim and weights.shape == m.shape[: weights.ndim]:
                 weights = weights.reshape(weights.shape + (1,) * (m.ndim - weights.ndim))
             weights = weights * m
     if weights is not None:
@@ -381,6 +391,12 @@ class LossFunctionWrapper(Loss):
         self._fn_kwargs = kwargs
 
     def call(self, y_true, y_pred):
+        # as Keras does: both arguments arrive as tensors of matching rank
+        y_pred = _as_pred(y_pred, self.name)
+        if not isinstance(y_true, Tensor):
+            y_true = np.asarray(y_true)
+            y_true = Tensor(y_true, dtype=y_pred.dtype if y_true.dtype.kind in "fb" else None)
+        y_true, y_pred = _same_rank(y_true, y_pred)
         out = self.fn(y_true, y_pred, **self._fn_kwargs)
         return out if isinstance(out, Tensor) else Tensor(out)
 

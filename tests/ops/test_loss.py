@@ -323,3 +323,28 @@ def test_bad_arguments_raise_ember_errors():
         L.sparse_softmax_cross_entropy(np.zeros((2, 3)), np.zeros(2, int), axis=2)
     with pytest.raises(EmberTypeError, match=r"labels must be integer class indices"):
         L.sparse_softmax_cross_entropy(np.zeros((2, 3)), np.array([True, False]))
+
+
+# ---------------------------------------------------------------------------- reused softmax
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_given_softmax_probabilities_change_neither_loss_nor_gradient(
+    float64, rng, smoothing, scale
+):
+    z = rng.standard_normal((3, 5, 4)) * scale
+    p = np.exp(np_log_softmax(z, axis=1))
+    y = rng.integers(0, 5, (3, 4))
+    t = rng.dirichlet(np.ones(5), size=(3, 4)).transpose(0, 2, 1)
+    cases = [
+        (L.SparseSoftmaxCrossEntropy, y, {"ignore_index": None}),
+        (L.SoftmaxCrossEntropy, t, {}),
+    ]
+    for op, target, extra in cases:
+        results = []
+        for probs in (None, p):
+            a = leaf(z)
+            out = op.apply(a, target, axis=1, label_smoothing=smoothing, probs=probs, **extra)
+            out.backward(np.linspace(0.5, 2, out.size).reshape(out.shape))
+            results.append((out.data, a.grad))
+        np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-12, atol=1e-15)

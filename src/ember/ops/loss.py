@@ -146,28 +146,43 @@ def _check_smoothing(label_smoothing, who: str) -> float:
 # ---------------------------------------------------------------------------------- ops
 class SparseSoftmaxCrossEntropy(Function):
     """l = logsumexp(z) - (1-s) z[y] - s mean(z) over the class axis (labels y, smoothing s);
-    dl/dz = softmax(z) - (1-s) onehot(y) - s/C, with no one-hot built"""
+    dl/dz = softmax(z) - (1-s) onehot(y) - s/C, with no one-hot built.
 
-    def forward(self, logits, labels, axis=-1, label_smoothing=0.0, ignore_index=None):
+    ``probs``, when the caller already holds softmax(z) (a softmax node's output), saves the
+    exponentials: logsumexp(z) = max(z) - log(max softmax(z)), exact because the largest
+    probability is at least 1/C.
+    """
+
+    def forward(self, logits, labels, axis=-1, label_smoothing=0.0, ignore_index=None, probs=None):
         # labels: intp array of the logits' shape without `axis`, validated by the wrapper
         self.axis, self.ndim, self.s = axis, logits.ndim, label_smoothing
         z = _to_last(logits, axis)  # (..., C)
+        c = z.shape[-1]
         self.valid = None
         if ignore_index is not None:
             self.valid = labels != ignore_index
             labels = np.where(self.valid, labels, 0)
-        self.labels = labels
-        shifted = z - z.max(axis=-1, keepdims=True)  # a fresh array: reused in place below
-        picked = np.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
+        self.rows = np.arange(labels.size)
+        self.flat_labels = labels.reshape(-1)
+        m = z.max(axis=-1, keepdims=True)
+        if probs is None:
+            # C-ordered so that (..., C) flattens to (N, C) as a view for the fancy indexing
+            shifted = np.subtract(z, m, order="C")
+            picked = shifted.reshape(-1, c)[self.rows, self.flat_labels].reshape(labels.shape)
+            mean_z = shifted.mean(axis=-1) if label_smoothing else None
+            e = np.exp(shifted, out=shifted)  # shifted is ours: reuse it
+            total = e.sum(axis=-1, keepdims=True)
+            lse = np.log(total[..., 0])  # logsumexp of the shifted logits
+            e /= total
+            self.p = e  # softmax, (..., C), C-ordered
+        else:
+            self.p = _to_last(probs, axis)
+            zf = np.ascontiguousarray(z).reshape(-1, c)
+            picked = zf[self.rows, self.flat_labels].reshape(labels.shape) - m[..., 0]
+            mean_z = z.mean(axis=-1) - m[..., 0] if label_smoothing else None
+            lse = -np.log(self.p.max(axis=-1))
         s = label_smoothing
-        if s:
-            mean_z = shifted.mean(axis=-1)
-        e = np.exp(shifted, out=shifted)
-        total = e.sum(axis=-1, keepdims=True)
-        lse = np.log(total[..., 0])
         loss = lse - picked if not s else lse - (1 - s) * picked - s * mean_z
-        e /= total
-        self.p = e  # softmax, (..., C)
         if self.valid is not None:
             loss = np.where(self.valid, loss, 0).astype(loss.dtype, copy=False)
         return loss
@@ -177,22 +192,22 @@ class SparseSoftmaxCrossEntropy(Function):
             g = np.where(self.valid, g, 0).astype(g.dtype, copy=False)
         g1 = g[..., None]
         if self.s:
-            gz = self.p - self.s / self.p.shape[-1]
+            gz = np.subtract(self.p, self.s / self.p.shape[-1], order="C")
             gz *= g1
         else:
-            gz = self.p * g1
+            gz = np.multiply(self.p, g1, order="C")
         # subtract (1-s) g at each example's label: touches N elements, not N*C
-        idx = self.labels[..., None]
-        at_label = np.take_along_axis(gz, idx, axis=-1)
-        np.put_along_axis(gz, idx, at_label - (1 - self.s) * g1, axis=-1)
+        flat = gz.reshape(-1, gz.shape[-1])
+        flat[self.rows, self.flat_labels] -= (1 - self.s) * g.reshape(-1)
         return _from_last(gz, self.axis, self.ndim), None
 
 
 class SoftmaxCrossEntropy(Function):
     """l = -sum_c t_c log softmax(z)_c with t = (1-s) targets + s/C;
-    dl/dz = softmax(z) sum_c t_c - t,  dl/dtargets = -(1-s) log softmax(z)"""
+    dl/dz = softmax(z) sum_c t_c - t,  dl/dtargets = -(1-s) log softmax(z).
+    ``probs``: softmax(z) when the caller has it (see SparseSoftmaxCrossEntropy)."""
 
-    def forward(self, logits, targets, axis=-1, label_smoothing=0.0):
+    def forward(self, logits, targets, axis=-1, label_smoothing=0.0, probs=None):
         self.axis, self.ndim, self.s = axis, logits.ndim, label_smoothing
         z = _to_last(logits, axis)
         t = _to_last(np.broadcast_to(targets, logits.shape), axis)
@@ -200,8 +215,15 @@ class SoftmaxCrossEntropy(Function):
         if label_smoothing:
             t = t * (1 - label_smoothing) + label_smoothing / c
         shifted = z - z.max(axis=-1, keepdims=True)
-        total = np.exp(shifted).sum(axis=-1, keepdims=True)
-        shifted -= np.log(total)
+        if probs is None:
+            e = np.exp(shifted)
+            total = e.sum(axis=-1, keepdims=True)
+            shifted -= np.log(total)
+            e /= total
+            self.p = e
+        else:
+            self.p = _to_last(probs, axis)
+            shifted += np.log(self.p.max(axis=-1, keepdims=True))
         self.logp = shifted  # log softmax, (..., C)
         self.t = t
         return -np.einsum("...c,...c->...", t, shifted)
@@ -210,8 +232,7 @@ class SoftmaxCrossEntropy(Function):
         gz = gt = None
         g1 = g[..., None]
         if self.needs_input_grad[0]:
-            p = np.exp(self.logp)
-            gz = p * self.t.sum(axis=-1, keepdims=True)
+            gz = self.p * self.t.sum(axis=-1, keepdims=True)
             gz -= self.t
             gz *= g1
             gz = _from_last(gz, self.axis, self.ndim)
