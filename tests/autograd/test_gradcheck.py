@@ -33,3 +33,24 @@ def test_gradcheck_leaves_callers_tensors_alone():
     x = em.tensor([1.0, 2.0], requires_grad=True)
     em.gradcheck(lambda t: t * t, [x])
     assert x.grad is None and x.dtype == np.float32
+
+
+def test_gradcheck_perturbs_non_contiguous_inputs():
+    # a transposed (Fortran-ordered) input: the numerical side must still see each perturbation
+    data = np.random.default_rng(0).standard_normal((3, 4)).T
+    x = em.tensor(data, requires_grad=True, dtype=np.float64)
+    assert not x.data.flags.c_contiguous
+    assert em.gradcheck(lambda t: (t * t).sum(axis=0), [x])
+    with pytest.raises(GradcheckError):
+        em.gradcheck(lambda t: WrongSquare.apply(t), [x])
+
+
+def test_gradcheck_passes_constant_inputs_through():
+    x = em.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    mask = np.array([True, False, True])
+    assert em.gradcheck(lambda t, m: em.ops.where(m, t * t, t), [x, mask])
+
+
+def test_gradcheck_without_any_input_requiring_grad_raises():
+    with pytest.raises(GradcheckError, match="no input has requires_grad=True"):
+        em.gradcheck(lambda t: t * 2, [em.tensor([1.0])])
