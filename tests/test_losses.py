@@ -536,3 +536,8 @@ def test_bad_constructor_arguments_raise_ember_errors():
         losses.Huber(delta=-1)
     with pytest.raises(EmberTypeError, match=r"ignore_class must be an int or None"):
         losses.SparseCategoricalCrossentropy(ignore_class=1.5)
+
+
+def test_mask_of_the_wrong_shape_is_a_shape_error_naming_the_mask():
+    with pytest.raises(ShapeError, match=r"mean_squared_error: mask of shape \(4,\) does not fit"):
+        losses.MeanSquaredError()(np.zeros((3, 2)), np.zeros((3, 2)), mask=np.ones(4, bool))

@@ -256,7 +256,7 @@ mae = MAE = mean_absolute_error
 
 
 # ---------------------------------------------------------------------------------- reduction
-def _fit_weights(values: Tensor, weights: np.ndarray, who: str):
+def _fit_weights(values: Tensor, weights: np.ndarray, who: str, what: str = "sample_weight"):
     """Keras's squeeze_or_expand_to_same_rank between the losses and the weights, then a
     lower-rank weight is given trailing axes (one weight per example of a sequence loss)."""
     values, weights = _same_rank(values, weights)
@@ -271,7 +271,7 @@ def _fit_weights(values: Tensor, weights: np.ndarray, who: str):
         if values.ndim > 1:
             allowed += f" or shape {values.shape}"
         raise ShapeError(
-            f"{who}: sample_weight of shape {weights.shape} does not fit the per-example "
+            f"{who}: {what} of shape {weights.shape} does not fit the per-example "
             f"losses of shape {values.shape} (expected {allowed})"
         )
     return values, weights
@@ -300,9 +300,22 @@ def reduce_weighted_values(
             m, weights = _same_rank(m, weights)
             if 0 < weights.ndim < m.ndim and weights.shape == m.shape[: weights.ndim]:
                 weights = weights.reshape(weights.shape + (1,) * (m.ndim - weights.ndim))
-            weights = weights * m
+            try:
+                weights = weights * m
+            except ValueError:
+                raise ShapeError(
+                    f"{who}: sample_weight of shape {weights.shape} does not fit the mask of "
+                    f"shape {m.shape}"
+                ) from None
     if weights is not None:
-        values, weights = _fit_weights(values, weights, who)
+        what = (
+            "sample_weight"
+            if mask is None
+            else "mask"
+            if sample_weight is None
+            else ("sample_weight times mask")
+        )
+        values, weights = _fit_weights(values, weights, who, what)
         values = values * weights
     if reduction in (None, "none") or values.ndim == 0:
         return values
