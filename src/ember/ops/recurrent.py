@@ -8,13 +8,14 @@ forward
   1. The input projections of ALL time steps in one GEMM:  ``G = X W + b``, shape (T, N, kU).
      Only ``h_{t-1} U`` depends on the previous step, so only that product stays in the loop.
   2. A Python loop over time that adds ``h_{t-1} U`` into the step's slice of G and applies the
-     gate nonlinearities IN PLACE (so G ends up holding the activated gates, which backward
-     needs), writing the new state into preallocated buffers H (T+1, N, U) (and C for LSTM).
+     gate nonlinearities IN PLACE (so G ends up holding the activated gates), writing the new
+     state into preallocated buffers H (T+1, N, U) (and C for LSTM).
+
+  3. When a gradient will be needed, the same loop also stores, per step, every factor of the
+     chain rule that does not depend on the incoming gradient (sigma', tanh', the other gate's
+     value, ...): computed there, the step's arrays are still in cache.
 
 backward
-  3. Every factor of the chain rule that does not depend on the incoming gradient (sigma',
-     tanh', the other gate's value, ...) is precomputed for all steps at once, outside the
-     loop, in a few large vectorized operations.
   4. The loop runs backwards in time, carrying ``dh`` (and ``dc``) from step t to step t-1:
      ``dz_t`` (the gradient of the step's gate pre-activations) is stored for every step and
      ``dh_{t-1} = dz_t U^T + (direct paths)``.
@@ -34,28 +35,60 @@ the output sequence comes out in that processing order, as Keras returns it.
 
 ``recurrent_mask`` (N, U) is recurrent dropout: the state entering the ``h U`` product is
 multiplied by it (the same mask at every step), as in Keras's cells.
+
+Speed notes: sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates' columns of W, U
+and b halved (exact in floating point) one in-place tanh activates all gates of a step. The
+small per-step GEMMs run on one BLAS thread: a second thread gains nothing at (N, U) x (U, 4U)
+and would keep spinning on the other core between steps, slowing the elementwise work.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
+from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.autograd.tensor import Tensor
 from ember.errors import EmberValueError, ShapeError
 
 # ------------------------------------------------------------------------------------ helpers
 
+_BLAS: dict = {}
 
-def _sigmoid_(a: np.ndarray) -> None:
-    """a <- 1 / (1 + e^-a) in place (four ufunc passes, no temporaries).
 
-    exp(-a) overflows to inf for very negative a; 1/inf = 0 is the right limit (the caller
-    silences the overflow warning)."""
-    np.negative(a, out=a)
-    np.exp(a, out=a)
-    a += 1
-    np.reciprocal(a, out=a)
+def _one_blas_thread():
+    """Context in which BLAS runs on one thread (threadpoolctl when installed; else a no-op)."""
+    if "ctl" not in _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS["ctl"] = ThreadpoolController()
+        except Exception:  # not installed, or an unusual BLAS: run as is
+            _BLAS["ctl"] = None
+    ctl = _BLAS["ctl"]
+    return ctl.limit(limits=1, user_api="blas") if ctl is not None else contextlib.nullcontext()
+
+
+def _sigmoid_from_tanh_(t: np.ndarray) -> None:
+    """t = tanh(z / 2)  ->  sigmoid(z) = (1 + t) / 2, in place."""
+    t *= 0.5
+    t += 0.5
+
+
+def _half_columns(n_cols: int, sigmoid_cols: slice, dtype) -> np.ndarray:
+    """Column scale: 0.5 on the sigmoid gates' columns (they are fed to tanh(z / 2)), else 1."""
+    s = np.ones(n_cols, dtype)
+    s[sigmoid_cols] = 0.5
+    return s
+
+
+def _records(*inputs) -> bool:
+    """Whether the op's result will be differentiated (then forward keeps what backward needs)."""
+    return grad_mode._state["grad"] and any(
+        isinstance(a, Tensor) and a.requires_grad for a in inputs
+    )
 
 
 def _shape_of(a) -> tuple:
@@ -177,6 +210,47 @@ def _raw(a):
     return a.data if isinstance(a, Tensor) else a
 
 
+# ------------------------------------------------------------------------------------ shared
+
+
+def _finish(fn, dZx, dZh, xt, kernel, Hprev, go_backwards, x_dtype):
+    """dX, dW, dU and the input-side bias sum from the per-step pre-activation gradients.
+
+    dZx (T*N, kU) is the gradient of the input-side pre-activations x_t W + b and dZh that of
+    the recurrent-side ones h_{t-1} U (the same array except in a GRU; None: the caller
+    computes dU); Hprev (T*N, U) holds the h that met U at every step."""
+    t_len, n, d = xt.shape
+    need = fn.needs_input_grad
+    dx = dw = du = db = None
+    if need[0]:
+        dx = _batch_major_grad((dZx @ kernel.T).reshape(t_len, n, d), go_backwards, x_dtype)
+    if need[1]:
+        dw = xt.reshape(t_len * n, d).T @ dZx  # sum_t x_t^T dz_t
+    if need[2] and dZh is not None:
+        du = Hprev.T @ dZh  # sum_t h_{t-1}^T dz_t
+    if _need(fn, 3):
+        db = dZx.sum(axis=0)
+    return dx, dw, du, db
+
+
+def _need(fn, k: int) -> bool:
+    return len(fn.needs_input_grad) > k and fn.needs_input_grad[k]
+
+
+def _unpermute(a, perm):
+    """Scatter gate columns computed in the op's internal order back to Keras's order."""
+    if a is None:
+        return None
+    out = np.empty_like(a)
+    out[..., perm] = a
+    return out
+
+
+def _blocks(u: int, order) -> np.ndarray:
+    """Column indices that gather gate blocks of width u in the given order."""
+    return np.concatenate([np.arange(b * u, (b + 1) * u) for b in order])
+
+
 # ------------------------------------------------------------------------------------ SimpleRNN
 
 _RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -200,6 +274,7 @@ class SimpleRNNSequence(Function):
         return_sequences=True,
         zero_output_for_mask=False,
         recurrent_mask=None,
+        record=True,
     ):
         op = "simple_rnn"
         n, t_len, d, u = _check(op, x, kernel, recurrent_kernel, 1)
@@ -215,116 +290,101 @@ class SimpleRNNSequence(Function):
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
 
         # 1. all input projections in one GEMM: A[t] = x_t W + b        # (T, N, U)
-        A = np.matmul(xt.reshape(t_len * n, d), kernel).reshape(t_len, n, u)
-        if bias is not None:
-            A += bias
+        sig = activation == "sigmoid"
+        W, R, b = kernel, recurrent_kernel, bias
+        if sig:  # sigmoid(a) = (1 + tanh(a / 2)) / 2
+            W, R = W * 0.5, R * 0.5
+            b = None if b is None else b * 0.5
+        A = np.matmul(xt.reshape(t_len * n, d), W).reshape(t_len, n, u)
+        if b is not None:
+            A += b
         H = np.empty((t_len + 1, n, u), dt)  # H[t+1] = h_t; H[0] = h0
         H[0] = _state0(op, "h0", h0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, n, u), dt)  # the h that meets U
         S = np.empty((n, u), dt)  # scratch for h_{t-1} U
+        # act'(a_t) per step (only when a gradient will be needed)
+        P = np.empty((t_len, n, u), dt) if record and activation != "linear" else None
 
         # 2. the recurrence
-        with np.errstate(over="ignore"):
+        with _one_blas_thread():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                np.matmul(Hs[t], recurrent_kernel, out=S)  # (N, U)
+                np.matmul(Hs[t], R, out=S)  # (N, U)
                 a = A[t]
                 a += S  # a_t = x_t W + b + h_{t-1} U
                 h = H[t + 1]
-                if activation == "tanh":
-                    np.tanh(a, out=h)
-                elif activation == "relu":
+                if activation == "relu":
                     np.maximum(a, 0, out=h)
-                elif activation == "sigmoid":
-                    _sigmoid_(a)
+                    if P is not None:
+                        np.greater(a, 0, out=P[t], casting="unsafe")  # relu' = [a > 0]
+                elif activation == "linear":
                     h[...] = a
                 else:
-                    h[...] = a
+                    np.tanh(a, out=h)
+                    if sig:
+                        _sigmoid_from_tanh_(h)
+                    if P is not None:  # tanh' = 1 - h^2,  sigmoid' = h (1 - h)
+                        p = P[t]
+                        if sig:
+                            np.subtract(1, h, out=p)
+                            p *= h
+                        else:
+                            np.multiply(h, h, out=p)
+                            np.subtract(1, p, out=p)
                 if masks.m is not None and masks.any_masked[t]:  # masked rows keep h_{t-1}
                     np.copyto(h, H[t], where=~masks.m[t][:, None])
 
-        self.saved = (xt, kernel, recurrent_kernel, H, Hs, rm, masks)
-        self.opts = (activation, go_backwards, return_sequences, x.dtype, bias is not None)
+        if record:
+            self.saved = (xt, kernel, recurrent_kernel, H, Hs, P, rm, masks)
+            self.opts = (go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].copy()
 
     def backward(self, gy, gh):
-        xt, kernel, recurrent_kernel, H, Hs, rm, masks = self.saved
-        activation, go_backwards, return_sequences, x_dtype, has_bias = self.opts
+        xt, kernel, recurrent_kernel, H, Hs, P, rm, masks = self.saved
+        go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape
         u = recurrent_kernel.shape[0]
         dt = kernel.dtype
-
-        # 3. act'(a_t) for every step, from the activations (h_t = act(a_t)),   # (T, N, U)
-        #    zeroed at masked steps (no gradient reaches a state that was not used)
-        Hn = H[1:]
-        if activation == "tanh":
-            P = 1 - Hn * Hn
-        elif activation == "relu":
-            P = (Hn > 0).astype(dt)
-        elif activation == "sigmoid":
-            P = Hn * (1 - Hn)
-        else:
-            P = np.ones_like(Hn)
         carry = None
         if masks.m is not None:
+            # at masked steps the state was copied: da = 0 there, and dh passes straight back
             mf = masks.float_mask(dt)
-            P *= mf
-            carry = 1 - mf  # masked rows pass dh straight to the previous step
+            P = mf * np.ones((1, n, u), dt) if P is None else P * mf
+            carry = 1 - mf
 
         dh_last, gys = _output_grads(gy, masks, return_sequences, dt)
         dh = np.array(gh, dtype=dt)  # dL/dh_t, carried backwards; gh is never written
         if dh_last is not None:
             dh += dh_last
         dA = np.empty((t_len, n, u), dt)  # dL/da_t for every step
-        UT = recurrent_kernel.T
+        RT = recurrent_kernel.T
         tmp = np.empty((n, u), dt)
 
         # 4. backwards through time
-        for t in range(t_len - 1, -1, -1):
-            if gys is not None:
-                dh += gys[t]  # the output y_t = h_t also receives a gradient
-            da = dA[t]
-            np.multiply(dh, P[t], out=da)  # da_t = dh_t * act'(a_t)
-            masked = carry is not None and masks.any_masked[t]
-            if masked:
-                np.multiply(dh, carry[t], out=tmp)
-            np.matmul(da, UT, out=dh)  # dh_{t-1} = da_t U^T
-            if rm is not None:
-                dh *= rm
-            if masked:
-                dh += tmp
+        with _one_blas_thread():
+            for t in range(t_len - 1, -1, -1):
+                if gys is not None:
+                    dh += gys[t]  # the output y_t = h_t also receives a gradient
+                da = dA[t]
+                if P is None:  # linear: act' = 1
+                    da[...] = dh
+                else:
+                    np.multiply(dh, P[t], out=da)  # da_t = dh_t * act'(a_t)
+                masked = carry is not None and masks.any_masked[t]
+                if masked:
+                    np.multiply(dh, carry[t], out=tmp)
+                np.matmul(da, RT, out=dh)  # dh_{t-1} = da_t U^T
+                if rm is not None:
+                    dh *= rm
+                if masked:
+                    dh += tmp
 
         # 5. the weight gradients as single GEMMs over all steps
         dA2 = dA.reshape(t_len * n, u)
-        dx, dw, du, db = _finish(
-            self, dA2, dA2, xt, kernel, Hs[:t_len].reshape(t_len * n, u), go_backwards, x_dtype
-        )
-        return dx, dw, du, db if has_bias else None, dh if _need(self, 4) else None
-
-
-def _finish(fn, dZx, dZh, xt, kernel, Hprev, go_backwards, x_dtype):
-    """dX, dW, dU and the two bias sums from the per-step pre-activation gradients.
-
-    dZx (T*N, kU) is the gradient of the input-side pre-activations x_t W + b and dZh
-    (T*N, kU) that of the recurrent-side ones h_{t-1} U (the same array except in a GRU with
-    reset_after; None: the caller computes dU); Hprev (T*N, U) holds the h that met U."""
-    t_len, n, d = xt.shape
-    need = fn.needs_input_grad
-    dx = dw = du = None
-    if need[0]:
-        dx = _batch_major_grad((dZx @ kernel.T).reshape(t_len, n, d), go_backwards, x_dtype)
-    if need[1]:
-        dw = xt.reshape(t_len * n, d).T @ dZx  # sum_t x_t^T dz_t
-    if need[2] and dZh is not None:
-        du = Hprev.T @ dZh  # sum_t h_{t-1}^T dz_t
-    need_b = len(need) > 3 and need[3]
-    dbx = dZx.sum(axis=0) if need_b else None
-    return dx, dw, du, dbx
-
-
-def _need(fn, k: int) -> bool:
-    return len(fn.needs_input_grad) > k and fn.needs_input_grad[k]
+        Hp = Hs[:t_len].reshape(t_len * n, u)
+        dx, dw, du, db = _finish(self, dA2, dA2, xt, kernel, Hp, go_backwards, x_dtype)
+        return dx, dw, du, db, dh if _need(self, 4) else None
 
 
 def simple_rnn(
@@ -347,21 +407,15 @@ def simple_rnn(
         activation=activation, go_backwards=go_backwards, mask=_raw(mask),
         return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask,
         recurrent_mask=_raw(recurrent_mask),
+        record=_records(x, kernel, recurrent_kernel, bias, h0),
     )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ LSTM
 
-
-def _blocks(u: int, order) -> np.ndarray:
-    """Column indices that gather gate blocks of width u in the given order."""
-    return np.concatenate([np.arange(b * u, (b + 1) * u) for b in order])
-
-
 # Keras stores the LSTM gates as i, f, c, o. Inside the op they are reordered to o, i, f, c:
-# the three sigmoid gates (o, i, f) are then one contiguous slice (one in-place sigmoid per
-# step), and the three gates whose gradient is a product with dc (i, f, c) are another (one
-# broadcast multiply per step in backward).
+# the three sigmoid gates (o, i, f) are then one contiguous slice, and the three gates whose
+# gradient is a product with dc (i, f, c) another (one broadcast multiply per step in backward).
 _LSTM_ORDER = (3, 0, 1, 2)
 
 
@@ -384,103 +438,112 @@ class LSTMSequence(Function):
         return_sequences=True,
         zero_output_for_mask=False,
         recurrent_mask=None,
+        record=True,
     ):
         op = "lstm"
         n, t_len, d, u = _check(op, x, kernel, recurrent_kernel, 4)
         _check_bias(op, bias, (4 * u,))
         dt = kernel.dtype
+        u3 = 3 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
         rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt)
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
         perm = _blocks(u, _LSTM_ORDER)
         W = kernel[:, perm]  # (D, 4U), gates o, i, f, c
-        R = np.ascontiguousarray(recurrent_kernel[:, perm])  # (U, 4U)
+        R = recurrent_kernel[:, perm]  # (U, 4U)
+        half = _half_columns(4 * u, slice(0, u3), dt)  # o, i, f get tanh(z / 2)
 
         # 1. all input projections in one GEMM: G[t] = x_t W + b        # (T, N, 4U)
-        G = np.matmul(xt.reshape(t_len * n, d), W).reshape(t_len, n, 4 * u)
+        G = np.matmul(xt.reshape(t_len * n, d), W * half).reshape(t_len, n, 4 * u)
         if bias is not None:
-            G += bias[perm]
+            G += bias[perm] * half
+        Rh = R * half
         H = np.empty((t_len + 1, n, u), dt)  # H[t+1] = h_t
         C = np.empty((t_len + 1, n, u), dt)  # C[t+1] = c_t
-        TC = np.empty((t_len, n, u), dt)  # tanh(c_t), needed twice in backward
         H[0] = _state0(op, "h0", h0, n, u, dt)
         C[0] = _state0(op, "c0", c0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, n, u), dt)  # the h that meets U
         S = np.empty((n, 4 * u), dt)  # scratch for h_{t-1} U
         ig = S[:, :u]  # scratch for i * g (S is free again by then)
+        tc = np.empty((n, u), dt)  # tanh(c_t)
+        if record:  # the chain-rule factors of step 3 (see backward)
+            P = np.empty((t_len, n, 4 * u), dt)
+            K = np.empty((t_len, n, u), dt)
 
         # 2. the recurrence; G[t] is turned into the activated gates in place
-        with np.errstate(over="ignore"):
+        with _one_blas_thread():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                np.matmul(Hs[t], R, out=S)  # (N, 4U)
+                np.matmul(Hs[t], Rh, out=S)  # (N, 4U)
                 z = G[t]
-                z += S  # z_t = x_t W + b + h_{t-1} U
-                _sigmoid_(z[:, : 3 * u])  # o, i, f
-                np.tanh(z[:, 3 * u :], out=z[:, 3 * u :])  # g (the candidate, Keras's "c")
-                o, i, f, g = z[:, :u], z[:, u : 2 * u], z[:, 2 * u : 3 * u], z[:, 3 * u :]
+                z += S  # z_t = x_t W + b + h_{t-1} U (o, i, f columns halved)
+                np.tanh(z, out=z)
+                s = z[:, :u3]
+                _sigmoid_from_tanh_(s)  # o, i, f = sigma(z)
+                o, i, f, g = z[:, :u], z[:, u : 2 * u], z[:, 2 * u : u3], z[:, u3:]
                 c = C[t + 1]
                 np.multiply(f, C[t], out=c)
                 np.multiply(i, g, out=ig)
                 c += ig  # c_t = f c_{t-1} + i g
-                np.tanh(c, out=TC[t])
-                np.multiply(o, TC[t], out=H[t + 1])  # h_t = o tanh(c_t)
+                np.tanh(c, out=tc)
+                np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
+                if record:  # 3. the factors of backward's chain rule, while in cache
+                    p = P[t]
+                    np.subtract(1, s, out=p[:, :u3])
+                    p[:, :u3] *= s  # sigma' = s (1 - s)
+                    p[:, :u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
+                    p[:, u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
+                    p[:, 2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
+                    pg = p[:, u3:]
+                    np.multiply(g, g, out=pg)
+                    np.subtract(1, pg, out=pg)
+                    pg *= i  # dz_g = dc * i (1 - g^2)
+                    k = K[t]
+                    np.multiply(tc, tc, out=k)
+                    np.subtract(1, k, out=k)
+                    k *= o  # dc += dh * o (1 - tanh(c_t)^2)
                 if masks.m is not None and masks.any_masked[t]:  # masked rows keep h, c
                     keep = ~masks.m[t][:, None]
                     np.copyto(H[t + 1], H[t], where=keep)
                     np.copyto(C[t + 1], C[t], where=keep)
 
-        self.saved = (xt, W, R, G, H, C, TC, Hs, rm, masks, perm)
-        self.opts = (go_backwards, return_sequences, x.dtype, bias is not None)
+        if record:
+            self.saved = (xt, W, R, G, P, K, Hs, rm, masks, perm)
+            self.opts = (go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].copy(), C[-1].copy()
 
     def backward(self, gy, gh, gc):
-        xt, W, R, G, H, C, TC, Hs, rm, masks, perm = self.saved
-        go_backwards, return_sequences, x_dtype, has_bias = self.opts
+        xt, W, R, G, P, K, Hs, rm, masks, perm = self.saved
+        go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape
         u = R.shape[0]
         dt = W.dtype
-        o, i, f, g = G[..., :u], G[..., u : 2 * u], G[..., 2 * u : 3 * u], G[..., 3 * u :]
 
         # 3. The chain rule through one step, with dh = dL/dh_t and dc = dL/dc_t:
-        #      dc  += dh * o * (1 - tanh(c_t)^2)            (h_t = o tanh(c_t))
-        #      dz_o = dh * tanh(c_t) * o (1 - o)             (sigma' = sigma (1 - sigma))
-        #      dz_i = dc * g * i (1 - i)
-        #      dz_f = dc * c_{t-1} * f (1 - f)
-        #      dz_g = dc * i * (1 - g^2)                      (tanh' = 1 - tanh^2)
+        #      dc  += dh * o * (1 - tanh(c_t)^2)             (h_t = o tanh(c_t))    K
+        #      dz_o = dh * tanh(c_t) * o (1 - o)              (sigma' = s (1 - s))   P[o]
+        #      dz_i = dc * g * i (1 - i)                                              P[i]
+        #      dz_f = dc * c_{t-1} * f (1 - f)                                        P[f]
+        #      dz_g = dc * i * (1 - g^2)                      (tanh' = 1 - tanh^2)   P[c]
         #      dc_{t-1} = dc * f,   dh_{t-1} = dz U^T
-        #    Everything right of dh / dc is known from the forward pass: compute it for all
-        #    steps at once here (K and P), so the loop only multiplies.
-        P = np.empty_like(G)  # (T, N, 4U), gates o, i, f, c
-        sig = G[..., : 3 * u]
-        np.subtract(1, sig, out=P[..., : 3 * u])
-        P[..., : 3 * u] *= sig  # sigma'(z) = s (1 - s) for o, i, f
-        P[..., :u] *= TC
-        P[..., u : 2 * u] *= g
-        P[..., 2 * u : 3 * u] *= C[:-1]
-        np.multiply(g, g, out=P[..., 3 * u :])
-        np.subtract(1, P[..., 3 * u :], out=P[..., 3 * u :])
-        P[..., 3 * u :] *= i
-        K = TC * TC  # (T, N, U)
-        np.subtract(1, K, out=K)
-        K *= o  # dh_t -> dc_t through h_t = o tanh(c_t)
-        F = f
+        #    Every factor right of dh / dc was stored by forward, so the loop only multiplies.
+        F = G[..., 2 * u : 3 * u]  # f
         carry = None
         if masks.m is not None:
             # at masked steps the state was copied: dz = 0 there, and dh, dc pass through
             mf = masks.float_mask(dt)
-            P *= mf
-            K *= mf
+            P = P * mf
+            K = K * mf
             carry = 1 - mf
-            F = f * mf + carry
+            F = F * mf + carry
 
         dh_last, gys = _output_grads(gy, masks, return_sequences, dt)
         dh = np.array(gh, dtype=dt)  # dL/dh_t (gh itself is never written)
         dc = np.array(gc, dtype=dt)  # dL/dc_t
         if dh_last is not None:
             dh += dh_last
-        dZ = np.empty_like(G)  # dL/dz_t for every step                       # (T, N, 4U)
+        dZ = np.empty_like(G)  # dL/dz_t for every step, gates o, i, f, c     # (T, N, 4U)
         Z4 = dZ.reshape(t_len, n, 4, u)  # gate-block views for the broadcast multiply
         P4 = P.reshape(t_len, n, 4, u)
         RT = R.T
@@ -488,42 +551,33 @@ class LSTMSequence(Function):
         dc3 = dc[:, None, :]  # (N, 1, U) view of dc
 
         # 4. backwards through time
-        for t in range(t_len - 1, -1, -1):
-            if gys is not None:
-                dh += gys[t]  # the output y_t = h_t also receives a gradient
-            np.multiply(dh, K[t], out=tmp)
-            dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
-            np.multiply(dh, P[t, :, :u], out=dZ[t, :, :u])  # dz_o
-            np.multiply(P4[t, :, 1:], dc3, out=Z4[t, :, 1:])  # dz_i, dz_f, dz_g
-            dc *= F[t]  # dc_{t-1} = dc_t f_t
-            masked = carry is not None and masks.any_masked[t]
-            if masked:
-                np.multiply(dh, carry[t], out=tmp)
-            np.matmul(dZ[t], RT, out=dh)  # dh_{t-1} = dz_t U^T
-            if rm is not None:
-                dh *= rm
-            if masked:
-                dh += tmp
+        with _one_blas_thread():
+            for t in range(t_len - 1, -1, -1):
+                if gys is not None:
+                    dh += gys[t]  # the output y_t = h_t also receives a gradient
+                np.multiply(dh, K[t], out=tmp)
+                dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
+                np.multiply(dh, P[t, :, :u], out=dZ[t, :, :u])  # dz_o
+                np.multiply(P4[t, :, 1:], dc3, out=Z4[t, :, 1:])  # dz_i, dz_f, dz_g
+                dc *= F[t]  # dc_{t-1} = dc_t f_t
+                masked = carry is not None and masks.any_masked[t]
+                if masked:
+                    np.multiply(dh, carry[t], out=tmp)
+                np.matmul(dZ[t], RT, out=dh)  # dh_{t-1} = dz_t U^T
+                if rm is not None:
+                    dh *= rm
+                if masked:
+                    dh += tmp
 
         # 5. single GEMMs over all steps, then the gates back to Keras's order
         dZ2 = dZ.reshape(t_len * n, 4 * u)
-        dx, dw, du, db = _finish(
-            self, dZ2, dZ2, xt, W, Hs[:t_len].reshape(t_len * n, u), go_backwards, x_dtype
-        )
+        Hp = Hs[:t_len].reshape(t_len * n, u)
+        dx, dw, du, db = _finish(self, dZ2, dZ2, xt, W, Hp, go_backwards, x_dtype)
         dw, du, db = (_unpermute(a, perm) for a in (dw, du, db))
         return (
-            dx, dw, du, db if has_bias else None,
+            dx, dw, du, db,
             dh if _need(self, 4) else None, dc if _need(self, 5) else None,
         )  # fmt: skip
-
-
-def _unpermute(a, perm):
-    """Scatter gate columns computed in the op's internal order back to Keras's order."""
-    if a is None:
-        return None
-    out = np.empty_like(a)
-    out[..., perm] = a
-    return out
 
 
 def lstm(
@@ -545,6 +599,7 @@ def lstm(
         x, kernel, recurrent_kernel, bias, h0, c0,
         go_backwards=go_backwards, mask=_raw(mask), return_sequences=return_sequences,
         zero_output_for_mask=zero_output_for_mask, recurrent_mask=_raw(recurrent_mask),
+        record=_records(x, kernel, recurrent_kernel, bias, h0, c0),
     )  # fmt: skip
 
 
@@ -554,6 +609,7 @@ def lstm(
 # [a_h (input side), z, r, rh (recurrent side)]: its first 3U columns are the gradient of the
 # input projection x W (gates in the order h, z, r) and its last 3U columns that of the
 # recurrent projection h U (gates z, r, h: Keras's order), so both GEMMs read a plain slice.
+# reset_after=False uses the first 3U columns only (its U_h meets r * h, not h).
 _GRU_X_ORDER = (2, 0, 1)
 
 
@@ -577,49 +633,55 @@ class GRUSequence(Function):
         return_sequences=True,
         zero_output_for_mask=False,
         recurrent_mask=None,
+        record=True,
     ):
         op = "gru"
         n, t_len, d, u = _check(op, x, kernel, recurrent_kernel, 3)
         _check_bias(op, bias, (2, 3 * u) if reset_after else (3 * u,))
         dt = kernel.dtype
+        u2 = 2 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
         rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt)
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
-        u2 = 2 * u
+        half = _half_columns(3 * u, slice(0, u2), dt)  # z, r get tanh(z / 2)
+        Rh = recurrent_kernel * half
 
         # 1. all input projections in one GEMM: G[t] = x_t W + b0       # (T, N, 3U)
-        G = np.matmul(xt.reshape(t_len * n, d), kernel).reshape(t_len, n, 3 * u)
+        G = np.matmul(xt.reshape(t_len * n, d), kernel * half).reshape(t_len, n, 3 * u)
         b1h = None
         if bias is not None and reset_after:
-            G += bias[0]
-            G[..., :u2] += bias[1, :u2]  # z and r add both biases: fold b1 in here
+            G += bias[0] * half
+            G[..., :u2] += bias[1, :u2] * 0.5  # z and r add both biases: fold b1 in here
             b1h = bias[1, u2:]  # b1_h sits inside r * (...): it stays in the loop
         elif bias is not None:
-            G += bias
+            G += bias * half
         H = np.empty((t_len + 1, n, u), dt)  # H[t+1] = h_t
         H[0] = _state0(op, "h0", h0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, n, u), dt)  # the h that meets U
         tmp = np.empty((n, u), dt)
         if reset_after:
-            RH = np.empty((t_len, n, 3 * u), dt)  # h_{t-1} U (+ b1_h on the h block)
+            rec = np.empty((n, 3 * u), dt)  # h_{t-1} U (+ b1_h on the h block)
         else:
-            RH = np.empty((t_len, n, u), dt)  # r * h_{t-1}, the input of U_h
-            Uzr = np.ascontiguousarray(recurrent_kernel[:, :u2])  # (U, 2U)
-            Uh = np.ascontiguousarray(recurrent_kernel[:, u2:])  # (U, U)
+            RH = np.empty((t_len, n, u), dt)  # r * h_{t-1}, the input of U_h (kept for dU)
+            Uzr = np.ascontiguousarray(Rh[:, :u2])  # (U, 2U)
+            Uh = np.ascontiguousarray(Rh[:, u2:])  # (U, U)
             S2 = np.empty((n, u2), dt)
+        if record:  # the chain-rule factors of step 3 (see backward)
+            Q1 = np.empty((t_len, n, 2, u), dt)  # [Ph, Pz]: dh -> [da_h, dz_z]
+            Q2 = np.empty((t_len, n, 2, u), dt)  # [Pr, r]: da_h (or d(r h)) -> [dz_r, ...]
 
         # 2. the recurrence; G[t] becomes [z, r, hh] in place
-        with np.errstate(over="ignore"):
+        with _one_blas_thread():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
                 zr, hh = G[t, :, :u2], G[t, :, u2:]
                 z, r = zr[:, :u], zr[:, u:]
                 if reset_after:
-                    rec = RH[t]
-                    np.matmul(Hs[t], recurrent_kernel, out=rec)  # (N, 3U)
+                    np.matmul(Hs[t], Rh, out=rec)  # (N, 3U)
                     zr += rec[:, :u2]
-                    _sigmoid_(zr)
+                    np.tanh(zr, out=zr)
+                    _sigmoid_from_tanh_(zr)  # z, r = sigma(.)
                     rh = rec[:, u2:]
                     if b1h is not None:
                         rh += b1h
@@ -627,29 +689,46 @@ class GRUSequence(Function):
                 else:
                     np.matmul(Hs[t], Uzr, out=S2)
                     zr += S2
-                    _sigmoid_(zr)
-                    np.multiply(r, Hs[t], out=RH[t])  # r * h_{t-1}
-                    np.matmul(RH[t], Uh, out=tmp)  # (r * h_{t-1}) U_h
+                    np.tanh(zr, out=zr)
+                    _sigmoid_from_tanh_(zr)
+                    rh = RH[t]
+                    np.multiply(r, Hs[t], out=rh)  # r * h_{t-1}
+                    np.matmul(rh, Uh, out=tmp)  # (r * h_{t-1}) U_h
                 hh += tmp
                 np.tanh(hh, out=hh)
-                np.subtract(H[t], hh, out=tmp)
+                np.subtract(H[t], hh, out=tmp)  # h_{t-1} - hh
+                if record:  # 3. the factors of backward's chain rule, while in cache
+                    ph, pz = Q1[t, :, 0], Q1[t, :, 1]
+                    pr, rr = Q2[t, :, 0], Q2[t, :, 1]
+                    np.subtract(1, z, out=ph)  # 1 - z
+                    np.multiply(tmp, z, out=pz)
+                    pz *= ph  # dz_z = dh * (h_{t-1} - hh) z (1 - z)
+                    np.multiply(hh, hh, out=rr)
+                    np.subtract(1, rr, out=rr)
+                    ph *= rr  # da_h = dh * (1 - z)(1 - hh^2)
+                    np.subtract(1, r, out=pr)
+                    pr *= r
+                    pr *= rh if reset_after else Hs[t]  # dz_r = d(r .) * (.) r (1 - r)
+                    rr[...] = r
                 tmp *= z
                 np.add(hh, tmp, out=H[t + 1])  # h_t = hh + z (h_{t-1} - hh)
                 if masks.m is not None and masks.any_masked[t]:
                     np.copyto(H[t + 1], H[t], where=~masks.m[t][:, None])
 
-        self.saved = (xt, kernel, recurrent_kernel, G, H, Hs, RH, rm, masks)
-        self.opts = (reset_after, go_backwards, return_sequences, x.dtype, bias is not None)
+        if record:
+            self.saved = (xt, kernel, recurrent_kernel, G, Q1, Q2, Hs, rm, masks)
+            if not reset_after:
+                self.saved += (RH,)
+            self.opts = (reset_after, go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].copy()
 
     def backward(self, gy, gh):
-        xt, kernel, recurrent_kernel, G, H, Hs, RH, rm, masks = self.saved
-        reset_after, go_backwards, return_sequences, x_dtype, has_bias = self.opts
+        xt, kernel, recurrent_kernel, G, Q1, Q2, Hs, rm, masks = self.saved[:9]
+        reset_after, go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape
         u = recurrent_kernel.shape[0]
         u2 = 2 * u
         dt = kernel.dtype
-        z, r, hh = G[..., :u], G[..., u:u2], G[..., u2:]
 
         # 3. The chain rule through one step, with dh = dL/dh_t:
         #      dz_z = dh * (h_{t-1} - hh) * z (1 - z)        (h_t = z h_{t-1} + (1 - z) hh)
@@ -660,99 +739,73 @@ class GRUSequence(Function):
         #    reset_after=False (a_h = x W_h + (r h_{t-1}) U_h + b_h):
         #      d(r h_{t-1}) = da_h U_h^T,   dz_r = d(r h_{t-1}) * h_{t-1} * r (1 - r)
         #      dh_{t-1} = dh * z + d(r h_{t-1}) * r + [dz_z, dz_r] U_zr^T
-        #    The factors right of dh / da_h are computed for all steps at once here.
-        Pz = H[:-1] - hh
-        Pz *= z
-        Pz *= 1 - z  # dh -> dz_z
-        Ph = hh * hh
-        np.subtract(1, Ph, out=Ph)
-        Ph *= 1 - z  # dh -> da_h
-        r1r = r * (1 - r)
-        Zc = z  # dh -> dh_{t-1} directly
+        #    Every factor right of dh / da_h was stored by forward (Q1, Q2).
+        Zc = G[..., :u]  # z: dh -> dh_{t-1} directly
         if masks.m is not None:
             # at masked steps h was copied: dz = 0 there, and dh passes straight through
             mf = masks.float_mask(dt)
-            Pz *= mf
-            Ph *= mf
-            Zc = z * mf + (1 - mf)
+            Q1 = Q1 * mf[..., None]
+            Zc = Zc * mf + (1 - mf)
 
         dh_last, gys = _output_grads(gy, masks, return_sequences, dt)
         dh = np.array(gh, dtype=dt)  # dL/dh_t (gh itself is never written)
         if dh_last is not None:
             dh += dh_last
         direct = np.empty((n, u), dt)
+        dh3 = dh[:, None, :]  # (N, 1, U) view of dh
+        D = np.empty((t_len, n, (4 if reset_after else 3) * u), dt)  # [a_h, z, r, (rh)]
+        D4 = D.reshape(t_len, n, -1, u)
         need = self.needs_input_grad
 
-        if reset_after:
-            # 4-D views: per step, [a_h, z] = dh * [Ph, Pz] and [r, rh] = da_h * [Pr, r]
-            Q1 = np.stack([Ph, Pz], axis=2)  # (T, N, 2, U)
-            Q2 = np.stack([r1r * RH[..., u2:], r], axis=2)  # (T, N, 2, U)
-            D = np.empty((t_len, n, 4 * u), dt)  # [a_h, z, r, rh]
-            D4 = D.reshape(t_len, n, 4, u)
-            RT = recurrent_kernel.T
-            dh3 = dh[:, None, :]  # (N, 1, U) view of dh
+        # 4. backwards through time
+        with _one_blas_thread():
+            if reset_after:
+                RT = recurrent_kernel.T
+                for t in range(t_len - 1, -1, -1):
+                    if gys is not None:
+                        dh += gys[t]
+                    np.multiply(dh3, Q1[t], out=D4[t, :, :2])  # da_h, dz_z
+                    np.multiply(D4[t, :, :1], Q2[t], out=D4[t, :, 2:])  # dz_r, d(rh)
+                    np.multiply(dh, Zc[t], out=direct)
+                    np.matmul(D[t, :, u:], RT, out=dh)  # [dz_z, dz_r, d(rh)] U^T
+                    if rm is not None:
+                        dh *= rm
+                    dh += direct
+            else:
+                Uzr_T = recurrent_kernel[:, :u2].T
+                Uh_T = recurrent_kernel[:, u2:].T
+                drh = np.empty((n, u), dt)
+                dzr_u = np.empty((n, u), dt)
+                for t in range(t_len - 1, -1, -1):
+                    if gys is not None:
+                        dh += gys[t]
+                    np.multiply(dh3, Q1[t], out=D4[t, :, :2])  # da_h, dz_z
+                    np.matmul(D[t, :, :u], Uh_T, out=drh)  # d(r h_{t-1})
+                    np.multiply(drh, Q2[t, :, 0], out=D[t, :, u2:])  # dz_r
+                    np.multiply(dh, Zc[t], out=direct)
+                    np.matmul(D[t, :, u:], Uzr_T, out=dzr_u)
+                    np.multiply(drh, Q2[t, :, 1], out=dh)
+                    dh += dzr_u  # d(the h that met U)
+                    if rm is not None:
+                        dh *= rm
+                    dh += direct
 
-            # 4. backwards through time
-            for t in range(t_len - 1, -1, -1):
-                if gys is not None:
-                    dh += gys[t]
-                np.multiply(dh3, Q1[t], out=D4[t, :, :2])  # da_h, dz_z
-                np.multiply(D4[t, :, :1], Q2[t], out=D4[t, :, 2:])  # dz_r, d(rh)
-                np.multiply(dh, Zc[t], out=direct)
-                np.matmul(D[t, :, u:], RT, out=dh)  # [dz_z, dz_r, d(rh)] U^T
-                if rm is not None:
-                    dh *= rm
-                dh += direct
-
-            # 5. single GEMMs over all steps; the input side back to Keras's gate order
-            D2 = D.reshape(t_len * n, 4 * u)
-            dZx, dZh = D2[:, : 3 * u], D2[:, u:]
-            perm = _blocks(u, _GRU_X_ORDER)
-            dx, dw, du, dbx = _finish(
-                self, dZx, dZh, xt, kernel[:, perm], Hs[:t_len].reshape(t_len * n, u),
-                go_backwards, x_dtype,
-            )  # fmt: skip
-            dw = _unpermute(dw, perm)
-            db = None
-            if has_bias and need[3]:
-                db = np.stack([_unpermute(dbx, perm), dZh.sum(axis=0)])
-        else:
-            Pr = Hs[:t_len] * r1r  # d(r h) -> dz_r
-            D = np.empty((t_len, n, 3 * u), dt)  # [z, r, h], Keras's order
-            Uzr_T = np.ascontiguousarray(recurrent_kernel[:, :u2]).T
-            Uh_T = np.ascontiguousarray(recurrent_kernel[:, u2:]).T
-            drh = np.empty((n, u), dt)
-            dzr_u = np.empty((n, u), dt)
-
-            # 4. backwards through time
-            for t in range(t_len - 1, -1, -1):
-                if gys is not None:
-                    dh += gys[t]
-                Dt = D[t]
-                np.multiply(dh, Pz[t], out=Dt[:, :u])  # dz_z
-                np.multiply(dh, Ph[t], out=Dt[:, u2:])  # da_h
-                np.matmul(Dt[:, u2:], Uh_T, out=drh)  # d(r h_{t-1})
-                np.multiply(drh, Pr[t], out=Dt[:, u:u2])  # dz_r
-                np.multiply(dh, Zc[t], out=direct)
-                np.matmul(Dt[:, :u2], Uzr_T, out=dzr_u)
-                np.multiply(drh, r[t], out=dh)
-                dh += dzr_u  # d(h that met U)
-                if rm is not None:
-                    dh *= rm
-                dh += direct
-
-            # 5. single GEMMs over all steps
-            D2 = D.reshape(t_len * n, 3 * u)
-            dx, dw, _, db = _finish(
-                self, D2, None, xt, kernel, Hs[:t_len].reshape(t_len * n, u), go_backwards, x_dtype
-            )
-            du = None
-            if need[2]:
-                du = np.empty_like(recurrent_kernel)
-                du[:, :u2] = Hs[:t_len].reshape(t_len * n, u).T @ D2[:, :u2]
-                du[:, u2:] = RH.reshape(t_len * n, u).T @ D2[:, u2:]
-            if not has_bias:
-                db = None
+        # 5. single GEMMs over all steps; the input side back to Keras's gate order
+        D2 = D.reshape(t_len * n, -1)
+        Hp = Hs[:t_len].reshape(t_len * n, u)
+        perm = _blocks(u, _GRU_X_ORDER)
+        dZx = D2[:, : 3 * u]
+        dZh = D2[:, u:] if reset_after else None
+        dx, dw, du, dbx = _finish(self, dZx, dZh, xt, kernel[:, perm], Hp, go_backwards, x_dtype)
+        dw, dbx = _unpermute(dw, perm), _unpermute(dbx, perm)
+        db = dbx
+        if reset_after and dbx is not None:
+            db = np.stack([dbx, dZh.sum(axis=0)])
+        if not reset_after and need[2]:
+            RH = self.saved[9]
+            du = np.empty_like(recurrent_kernel)
+            du[:, :u2] = Hp.T @ D2[:, u:]  # z, r: sum_t h_{t-1}^T dz_t
+            du[:, u2:] = RH.reshape(t_len * n, u).T @ D2[:, :u]  # h: sum_t (r h)^T da_h
         return dx, dw, du, db, dh if _need(self, 4) else None
 
 
@@ -776,4 +829,5 @@ def gru(
         reset_after=reset_after, go_backwards=go_backwards, mask=_raw(mask),
         return_sequences=return_sequences, zero_output_for_mask=zero_output_for_mask,
         recurrent_mask=_raw(recurrent_mask),
+        record=_records(x, kernel, recurrent_kernel, bias, h0),
     )  # fmt: skip
