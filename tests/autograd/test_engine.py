@@ -424,3 +424,15 @@ def test_non_scalar_backward_error_says_what_to_do():
 def test_shape_errors_are_shape_errors_that_name_the_shapes(make, pattern):
     with pytest.raises(ShapeError, match=pattern):
         make()
+
+
+def test_integer_math_gives_floatx_not_float64():
+    i = em.tensor([1, 2, 3])
+    assert i.dtype.kind == "i"
+    for y in (i * 0.5, i / 2, i.mean(), 1.5 - i):
+        assert y.dtype == np.float32
+    np.testing.assert_allclose((i / 2).numpy(), [0.5, 1.0, 1.5])
+    assert (i + 1).dtype == i.dtype  # integer results stay integer
+    assert em.ops.cast(i, np.float64).dtype == np.float64  # an explicit cast is obeyed
+    em.set_floatx("float64")
+    assert (i / 2).dtype == np.float64

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ember import backend
 from ember.autograd import grad_mode
 from ember.errors import AnomalyError, GraphError, ShapeError
 
@@ -28,6 +29,8 @@ class Function:
     # constants), and for each whether backward must return its gradient
     inputs: tuple
     needs_input_grad: tuple
+    # an op whose output dtype is the point (cast) sets this: apply leaves its dtype alone
+    exact_dtype = False
 
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -60,6 +63,8 @@ class Function:
                 raise
             shapes = " and ".join(str(np.shape(a)) for a in arrays)
             raise ShapeError(f"{cls.__name__.lower()}: cannot broadcast shapes {shapes}") from None
+        if type(out) is np.ndarray and out.dtype == _FLOAT64 and not cls.exact_dtype:
+            out = _int_math_to_floatx(out, arrays)
         state = grad_mode._state
         if state["anomaly"]:
             _check_finite(cls.__name__, "forward", out)
@@ -89,6 +94,18 @@ def _match_float_dtype(inputs, arrays) -> None:
     for i, x in enumerate(inputs):
         if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f":
             arrays[i] = x.astype(floats[0], copy=False)
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _int_math_to_floatx(out: np.ndarray, arrays: list) -> np.ndarray:
+    """NumPy makes float64 from integer math (ints / 2, ints * 0.5, the mean of ints); ember
+    makes the current floatx, as PyTorch makes its default dtype. A float64 input keeps it."""
+    for a in arrays:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            return out
+    return out.astype(backend.float_dtype(), copy=False)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

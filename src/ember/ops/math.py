@@ -206,6 +206,8 @@ class Where(Function):
 class Cast(Function):
     """z = a converted to another dtype; the gradient is converted back."""
 
+    exact_dtype = True
+
     def forward(self, a, dtype=None):
         self.dtype = a.dtype
         return a.astype(dtype)
