@@ -116,7 +116,7 @@ class Model(Layer):
             return
         # Sublayers build themselves in the first call; a subclass that overrides build()
         # (to make weights of its own) gets it called, as in Keras.
-        if type(self).build is not Model.build:
+        if not getattr(type(self).build, "_traces", False):
             self.build(shape)
         self.built = True
         self._build_shape = _batchless(shape)
@@ -136,6 +136,8 @@ class Model(Layer):
         self._build_shape = _batchless(
             [tuple(s) for s in input_shape] if isinstance(x, list) else tuple(input_shape)
         )
+
+    build._traces = True  # runs the model: not to be called from inside the first call
 
     def _build_from_batch(self, batch) -> None:
         """Build (if needed) from one example of a training batch, before callbacks start."""
@@ -464,9 +466,10 @@ class Model(Layer):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ summary
-    def summary(self, line_length: int = 88, print_fn=None) -> None:
+    def summary(self, line_length: int | None = None, print_fn=None) -> None:
         """Print a table of the layers: name (type), output shape, parameter count; then the
-        totals, trainable and non-trainable. ``print_fn`` receives each line (default print).
+        totals, trainable and non-trainable. ``print_fn`` receives each line (default print);
+        ``line_length`` fixes the table's width (default: fitted to the content).
         """
         print_fn = print_fn or print
         for line in self._summary_lines(line_length):
@@ -488,32 +491,35 @@ class Model(Layer):
             self(x)
         return {k: (None, *v.shape[1:]) for k, v in outputs.items()}
 
-    def _summary_lines(self, line_length: int = 88) -> list:
+    def _summary_lines(self, line_length: int | None = None) -> list:
         shapes = self._output_shapes()
-        widths = [int(line_length * 0.42), int(line_length * 0.33)]
-        widths.append(line_length - sum(widths))
-        title = f'Model: "{self.name}"'
+        layers = self.layers
+        rows = []
+        for layer in layers:
+            shape = shapes.get(id(layer))
+            if shape is None and layer.built and hasattr(layer, "shape"):
+                shape = layer.shape
+            count = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+            rows.append((f"{layer.name} ({type(layer).__name__})", _fmt_shape(shape), count))
+        header = ("Layer (type)", "Output Shape", "Param #")
+        widths = [max(len(r[i]) for r in [header, *rows]) + 3 for i in range(3)]
+        if line_length is not None:  # scale the columns to the width asked for
+            extra = int(line_length) - sum(widths)
+            widths[0] += extra // 2
+            widths[1] += extra - extra // 2
+            widths = [max(w, 8) for w in widths]
+        width = sum(widths)
 
         def row(a, b, c):
+            a = a if len(a) < widths[0] else a[: widths[0] - 2] + "~"
             return f"{a:<{widths[0]}}{b:<{widths[1]}}{c:>{widths[2]}}"
 
-        lines = [title, "=" * line_length, row("Layer (type)", "Output Shape", "Param #"),
-                 "=" * line_length]  # fmt: skip
-        layers = self.layers
-        for i, layer in enumerate(layers):
-            params = layer.count_params() if layer.built else 0
-            shape = shapes.get(id(layer))
-            if shape is None and getattr(layer, "built", False) and hasattr(layer, "shape"):
-                shape = getattr(layer, "shape", None)
-            name = f"{layer.name} ({type(layer).__name__})"
-            if len(name) >= widths[0]:
-                name = name[: widths[0] - 2] + "…"
-            count = f"{params:,}" if layer.built else "0 (unbuilt)"
-            lines.append(row(name, _fmt_shape(shape), count))
-            lines.append("=" * line_length if i == len(layers) - 1 else "-" * line_length)
-        if not layers:
-            lines.append("(no layers)")
-            lines.append("=" * line_length)
+        lines = [f'Model: "{self.name}"', "=" * width, row(*header), "=" * width]
+        for i, r in enumerate(rows):
+            lines.append(row(*r))
+            lines.append("=" * width if i == len(rows) - 1 else "-" * width)
+        if not rows:
+            lines += ["(no layers)", "=" * width]
         train = self.trainable_weights
         train_ids = {id(p) for p in train}
         non_train = [p for p in self.weights if id(p) not in train_ids]

@@ -349,14 +349,7 @@ def _compile_from_config(model, cc: dict, path: str) -> bool:
         for m in cc.get("metrics") or []:
             if m is None:
                 continue
-            if isinstance(m, dict):
-                cls = getattr(metrics, str(m.get("class_name")), None)
-                if not isinstance(cls, type):
-                    raise EmberValueError(f"unknown metric class {m.get('class_name')!r}")
-                m = cls.from_config(m.get("config") or {}) if hasattr(cls, "from_config") else (
-                    cls(**(m.get("config") or {}))
-                )  # fmt: skip
-            metric_list.append(m)
+            metric_list.append(metrics.get(m) if isinstance(m, dict) else m)
         model.compile(optimizer=optimizer, loss=loss, metrics=metric_list)
     except (EmberError, KeyError, TypeError) as exc:
         warnings.warn(

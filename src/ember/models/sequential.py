@@ -132,6 +132,8 @@ class Sequential(Model):
             )
         super().build(input_shape)
 
+    build._traces = True
+
     # ------------------------------------------------------------------ calling
     def check_input(self, shape: tuple) -> None:
         if self._input_layer is not None and isinstance(shape, tuple):
