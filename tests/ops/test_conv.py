@@ -11,7 +11,7 @@ import ember as em
 from ember.errors import EmberValueError, ShapeError
 from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length
 
-ALGORITHMS = ["im2col", "rows", "1x1"]
+ALGORITHMS = ["im2col", "rows", "1x1"]  # forward; the input gradient: "rows", "scatter", "1x1"
 
 
 def reference_conv2d(x, w, b, strides, pads, dilation):
@@ -124,11 +124,12 @@ def test_conv2d_without_input_gradient_still_gives_weight_gradients(rng):
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_conv2d_backward_accepts_a_read_only_gradient(algorithm, rng):
+@pytest.mark.parametrize("dx_algorithm", ["rows", "scatter"])
+def test_conv2d_backward_accepts_a_read_only_gradient(algorithm, dx_algorithm, rng):
     k = 1 if algorithm == "1x1" else 3
     x = em.tensor(rng.standard_normal((1, 4, 4, 2)), requires_grad=True)
     w = em.tensor(rng.standard_normal((k, k, 2, 3)), requires_grad=True)
-    y = Conv2D.apply(x, w, padding="same", algorithm=algorithm)
+    y = Conv2D.apply(x, w, padding="same", algorithm=algorithm, dx_algorithm=dx_algorithm)
     g = np.broadcast_to(np.ones((1, 1, 1, 3), np.float32), y.shape)  # read-only view
     y.backward(g)
     assert not g.flags.writeable and np.all(g == 1)
@@ -154,16 +155,22 @@ def test_conv2d_gradcheck_every_padding_stride_dilation(padding, stride, dilatio
     assert em.gradcheck(f, [x, w, b])
 
 
-@pytest.mark.parametrize("padding, dilation", list(itertools.product(["valid", "same"], [1, 2])))
-def test_conv2d_gradcheck_row_shift_algorithm(padding, dilation, float64, rng):
+@pytest.mark.parametrize(
+    "padding, dilation, algorithm, dx_algorithm",
+    list(itertools.product(["valid", "same"], [1, 2], ["im2col", "rows"], ["rows", "scatter"])),
+)
+def test_conv2d_gradcheck_stride_1_algorithms(
+    padding, dilation, algorithm, dx_algorithm, float64, rng
+):
     x = em.tensor(rng.standard_normal((2, 6, 5, 2)), requires_grad=True)
     w = em.tensor(rng.standard_normal((2, 3, 2, 3)), requires_grad=True)
     b = em.tensor(rng.standard_normal(3), requires_grad=True)
 
     def f(x, w, b):
         return Conv2D.apply(
-            x, w, b, padding=padding, dilation=(dilation, dilation), algorithm="rows"
-        )
+            x, w, b, padding=padding, dilation=(dilation, dilation), algorithm=algorithm,
+            dx_algorithm=dx_algorithm,
+        )  # fmt: skip
 
     assert em.gradcheck(f, [x, w, b])
 
@@ -212,3 +219,11 @@ def test_conv2d_rejects_bad_arguments(kwargs, message, rng):
 def test_conv2d_rejects_an_input_smaller_than_the_kernel(rng):
     with pytest.raises(ShapeError, match="smaller than the window"):
         conv2d(rng.standard_normal((1, 2, 5, 1)), rng.standard_normal((3, 3, 1, 1)))
+
+
+def test_conv2d_rejects_an_algorithm_that_does_not_fit(rng):
+    x, w = rng.standard_normal((1, 5, 5, 1)), rng.standard_normal((3, 3, 1, 1))
+    with pytest.raises(EmberValueError, match="algorithm='rows' does not fit"):
+        Conv2D.apply(x, w, strides=(2, 2), algorithm="rows")
+    with pytest.raises(EmberValueError, match="algorithm must be 'im2col', 'rows' or '1x1'"):
+        Conv2D.apply(x, w, algorithm="fft")

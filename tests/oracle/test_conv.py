@@ -65,11 +65,13 @@ def random_config(i):
     return r, k, (s, s), (d, d), padding, (int(r.integers(1, 4)), h, w, c), o
 
 
+# which forward / input-gradient algorithms apply to a kernel size and strides
 ALGORITHMS = {
-    "im2col": lambda k, s: True,
-    "rows": lambda k, s: s == (1, 1),
-    "1x1": lambda k, s: k == 1,
-}
+    "im2col": lambda k, s: True, "rows": lambda k, s: s == (1, 1), "1x1": lambda k, s: k == 1,
+}  # fmt: skip
+DX_ALGORITHMS = {
+    "scatter": lambda k, s: True, "rows": lambda k, s: s == (1, 1), "1x1": lambda k, s: k == 1,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -82,13 +84,14 @@ def test_conv2d_matches_pytorch(i, dtype):
     tx, tw, tb, ty = torch_conv(x, w, b, strides, padding, dilation)
     g = r.standard_normal(tuple(ty.permute(0, 2, 3, 1).shape)).astype(dtype)
     ty.backward(torch.tensor(g.transpose(0, 3, 1, 2).copy()))
-    for algo, applies in ALGORITHMS.items():
-        if not applies(k, strides):
+    for algo, dx_algo in itertools.product(ALGORITHMS, DX_ALGORITHMS):
+        if not (ALGORITHMS[algo](k, strides) and DX_ALGORITHMS[dx_algo](k, strides)):
             continue
         ex, ew, eb = (em.tensor(a, requires_grad=True, dtype=dtype) for a in (x, w, b))
         y = Conv2D.apply(
-            ex, ew, eb, strides=strides, padding=padding, dilation=dilation, algorithm=algo
-        )
+            ex, ew, eb, strides=strides, padding=padding, dilation=dilation, algorithm=algo,
+            dx_algorithm=dx_algo,
+        )  # fmt: skip
         close(y.data, nhwc(ty), dtype)
         y.backward(g)
         close(ex.grad, nhwc(tx.grad), dtype)

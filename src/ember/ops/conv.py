@@ -159,17 +159,32 @@ def _row_conv(src: np.ndarray, pitch: int, w: np.ndarray, dh: int, dw: int, out:
     return cols
 
 
+def _waste(padded_hw, out_hw) -> float:
+    """Padded positions per output: what computing every padded position costs extra."""
+    return padded_hw[0] * padded_hw[1] / (out_hw[0] * out_hw[1])
+
+
 def _algorithm(w_shape, strides, padded_hw, out_hw) -> str:
-    """Pick the faster way for these shapes (measured on 2 cores, see the module docstring)."""
+    """The faster forward for these shapes (measured on 2 cores at the benchmark's shapes):
+    "rows" wins on large images, where the full patch matrix is big (tens of MB: allocating it
+    costs page faults on every call) and little padding is wasted; "im2col" elsewhere."""
     kh, kw, c, _ = w_shape
     if kh == 1 and kw == 1:
         return "1x1"
-    # "rows" computes every padded position: worth it with enough channels per GEMM row and
-    # little padding to waste
-    wasted = padded_hw[0] * padded_hw[1] / (out_hw[0] * out_hw[1])
-    if strides == (1, 1) and kw * c >= 64 and wasted <= 1.5:
+    if strides == (1, 1) and kw * c >= 64 and _waste(padded_hw, out_hw) <= 1.2:
         return "rows"
     return "im2col"
+
+
+def _dx_algorithm(w_shape, strides, padded_hw, out_hw) -> str:
+    """The input gradient: "rows" (a stride-1 convolution of the gradient, no G W^T matrix of
+    patch size) unless strides skip positions or most of the padded grid is padding."""
+    kh, kw = w_shape[:2]
+    if kh == 1 and kw == 1:
+        return "1x1"
+    if strides == (1, 1) and _waste(padded_hw, out_hw) <= 1.5:
+        return "rows"
+    return "scatter"
 
 
 # ------------------------------------------------------------------------------ the op
@@ -180,17 +195,32 @@ class Conv2D(Function):
     dW = X^T g, db = sum(g), dx = g W^T scattered back to the patches' positions"""
 
     def forward(
-        self, x, w, b=None, strides=(1, 1), padding="valid", dilation=(1, 1), algorithm=None
+        self,
+        x,
+        w,
+        b=None,
+        strides=(1, 1),
+        padding="valid",
+        dilation=(1, 1),
+        algorithm=None,
+        dx_algorithm=None,
     ):
         _check_shapes(x, w, b)
         n, h, wd, c = x.shape
         kh, kw, _, o = w.shape
         (oh, ow), pads = conv_geometry((h, wd), (kh, kw), strides, padding, dilation)
         top, bottom, left, right = pads
-        padded = (h + top + bottom, wd + left + right)
-        algo = algorithm or _algorithm(w.shape, strides, padded, (oh, ow))
+        hp, wp = h + top + bottom, wd + left + right
+        algo = algorithm or _algorithm(w.shape, strides, (hp, wp), (oh, ow))
+        if algo not in ("im2col", "rows", "1x1"):
+            raise EmberValueError(
+                f"conv2d: algorithm must be 'im2col', 'rows' or '1x1', received {algo!r}"
+            )
+        if algo == "rows" and strides != (1, 1) or algo == "1x1" and (kh, kw) != (1, 1):
+            raise EmberValueError(f"conv2d: algorithm={algo!r} does not fit these shapes")
+        self.dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides, (hp, wp), (oh, ow))
         self.algo, self.pads, self.strides, self.dilation = algo, pads, strides, dilation
-        self.x_shape, self.w = x.shape, w
+        self.x_shape, self.w, self.hp_wp = x.shape, w, (hp, wp)
         sh, sw = strides
         if algo == "1x1":
             # no padding can reach a 1x1 window's output; strides pick every s-th pixel
@@ -203,31 +233,25 @@ class Conv2D(Function):
             patches = windows(xp, (oh, ow), (kh, kw), strides, dilation)
             self.cols = np.ascontiguousarray(patches).reshape(n * oh * ow, kh * kw * c)
             y = np.matmul(self.cols, w.reshape(kh * kw * c, o))
-        elif algo == "rows":
-            if strides != (1, 1):
-                raise EmberValueError("conv2d: algorithm='rows' needs strides of 1")
+        else:  # rows
             xp = np.ascontiguousarray(pad_nhwc(x, pads))
-            hp, wp = xp.shape[1:3]
-            dh, dw = dilation
-            self.hp_wp = (hp, wp)
-            # every output pixel p = (n, oh, ow) at row n*Hp*Wp + oh*Wp + ow reads rows up to
-            # p + max_shift: the last max_shift rows of the batch start no valid output
-            max_shift = (kh - 1) * dh * wp + (kw - 1) * dw
-            self.rows = n * hp * wp - max_shift
             full = np.empty((n * hp * wp, o), dtype=np.result_type(x, w))
-            self.cols = _row_conv(xp.reshape(-1, c), wp, w, dh, dw, full[: self.rows])
+            # output pixel (n, oh, ow) is row n*Hp*Wp + oh*Wp + ow and reads rows up to
+            # max_shift further: the last max_shift rows start no kept output
+            self.rows = n * hp * wp - self._max_shift()
+            self.cols = _row_conv(xp.reshape(-1, c), wp, w, *dilation, full[: self.rows])
             y = full.reshape(n, hp, wp, o)[:, :oh, :ow]
             if b is None:
                 return np.ascontiguousarray(y)
             return y + b  # crops and adds the bias in one pass
-        else:
-            raise EmberValueError(
-                f"conv2d: algorithm must be 'im2col', 'rows' or '1x1', received {algo!r}"
-            )
         y = y.reshape(n, oh, ow, o)
         if b is not None:
             y += b
         return y
+
+    def _max_shift(self) -> int:
+        kh, kw = self.w.shape[:2]
+        return (kh - 1) * self.dilation[0] * self.hp_wp[1] + (kw - 1) * self.dilation[1]
 
     def backward(self, g):
         n, h, wd, c = self.x_shape
@@ -235,33 +259,74 @@ class Conv2D(Function):
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         gb = g.sum(axis=(0, 1, 2)) if need_b else None
-        if self.algo == "rows":
-            gx, gw = self._backward_rows(g, need_x, need_w)
-            return gx, gw, gb
         g2 = g.reshape(-1, o)
-        gw = np.matmul(self.cols.T, g2).reshape(self.w.shape) if need_w else None
+        gs = None
+        if (need_w and self.algo == "rows") or (need_x and self.dx_algo == "rows"):
+            gs = self._framed_gradient(g)
+        gw = None
+        if need_w and self.algo == "rows":
+            gw = self._dw_rows(gs)
+        elif need_w:
+            gw = np.matmul(self.cols.T, g2).reshape(self.w.shape)
         gx = None
-        if need_x:
-            oh, ow = g.shape[1:3]
-            sh, sw = self.strides
-            if self.algo == "1x1" and (sh, sw) == (1, 1):
-                gx = np.matmul(g2, self.w.reshape(c, o).T).reshape(self.x_shape)
-            elif self.algo == "1x1":
-                gx = np.zeros(self.x_shape, dtype=g.dtype)
-                sel = (slice(None), offset_slice(0, sh, oh), offset_slice(0, sw, ow))
-                gx[sel] = np.matmul(g2, self.w.reshape(c, o).T).reshape(n, oh, ow, c)
-            else:
-                gx = self._scatter(g2, (oh, ow))
+        if need_x and self.dx_algo == "rows":
+            gx = self._dx_rows(gs)
+        elif need_x and self.dx_algo == "scatter":
+            gx = self._dx_scatter(g2, g.shape[1:3])
+        elif need_x:  # 1x1
+            gx = np.matmul(g2, self.w.reshape(c, o).T)
+            if self.strides == (1, 1):
+                gx = gx.reshape(self.x_shape)
+            else:  # the skipped pixels get no gradient
+                oh, ow = g.shape[1:3]
+                full = np.zeros(self.x_shape, dtype=g.dtype)
+                sel = (slice(None), offset_slice(0, self.strides[0], oh))
+                full[(*sel, offset_slice(0, self.strides[1], ow))] = gx.reshape(n, oh, ow, c)
+                gx = full
         return gx, gw, gb
 
-    def _scatter(self, g2, out_hw):
+    def _framed_gradient(self, g):
+        """The gradient laid out on the padded grid's rows (zero where no output was kept),
+        after a frame of max_shift zero rows: the flipped convolution of _dx_rows then never
+        reads before the first row. (max_shift + N*Hp*Wp, O)"""
+        n = self.x_shape[0]
+        hp, wp = self.hp_wp
+        o = self.w.shape[3]
+        oh, ow = g.shape[1:3]
+        shift = self._max_shift()
+        gs = np.zeros((shift + n * hp * wp, o), dtype=g.dtype)
+        gs[shift:].reshape(n, hp, wp, o)[:, :oh, :ow] = g
+        return gs
+
+    def _dw_rows(self, gs):
+        """dW[i] = (partial patches shifted by kernel row i)^T @ g, one GEMM per kernel row."""
+        kh, kw, c, o = self.w.shape
+        shift, pitch = self._max_shift(), self.dilation[0] * self.hp_wp[1]
+        gq = gs[shift : shift + self.rows]
+        gw = np.empty((kh, kw * c, o), dtype=gs.dtype)
+        for i in range(kh):
+            np.matmul(self.cols[i * pitch : i * pitch + self.rows].T, gq, out=gw[i])
+        return gw.reshape(kh, kw, c, o)
+
+    def _dx_rows(self, gs):
+        """dxp[p] = sum_ij g[p - shift_ij] w[i, j]^T: a stride-1 convolution of the framed
+        gradient with the kernel flipped in both axes and transposed to (KH, KW, O, C)."""
+        n, h, wd, c = self.x_shape
+        hp, wp = self.hp_wp
+        wf = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+        gxp = np.empty((n * hp * wp, c), dtype=gs.dtype)
+        _row_conv(gs, wp, wf, *self.dilation, gxp)
+        top, _, left, _ = self.pads
+        return np.ascontiguousarray(gxp.reshape(n, hp, wp, c)[:, top : top + h, left : left + wd])
+
+    def _dx_scatter(self, g2, out_hw):
         """dx = g W^T added back to every patch position, one kernel offset at a time."""
         n, h, wd, c = self.x_shape
         kh, kw, _, o = self.w.shape
         top, bottom, left, right = self.pads
         (sh, sw), (dh, dw) = self.strides, self.dilation
         oh, ow = out_hw
-        gxp = np.zeros((n, h + top + bottom, wd + left + right, c), dtype=g2.dtype)
+        gxp = np.zeros((n, *self.hp_wp, c), dtype=g2.dtype)
         part = np.empty((n, oh, ow, c), dtype=g2.dtype)
         for i in range(kh):
             rows = offset_slice(i * dh, sh, oh)
@@ -270,39 +335,6 @@ class Conv2D(Function):
                 np.matmul(g2, self.w[i, j].T, out=part.reshape(-1, c))
                 gxp[:, rows, offset_slice(j * dw, sw, ow)] += part
         return gxp[:, top : top + h, left : left + wd] if (top or bottom or left or right) else gxp
-
-    def _backward_rows(self, g, need_x, need_w):
-        n, h, wd, c = self.x_shape
-        kh, kw, _, o = self.w.shape
-        dh, dw = self.dilation
-        hp, wp = self.hp_wp
-        oh, ow = g.shape[1:3]
-        total = n * hp * wp
-        max_shift = (kh - 1) * dh * wp + (kw - 1) * dw
-        # the gradient laid out on the padded grid (zero where no output was kept), after a
-        # frame of max_shift zero rows so that the flipped convolution below never reads before
-        # the first row
-        gs = np.zeros((max_shift + total, o), dtype=g.dtype)
-        gs[max_shift:].reshape(n, hp, wp, o)[:, :oh, :ow] = g
-        gw = gx = None
-        if need_w:
-            gq = gs[max_shift : max_shift + self.rows]
-            gw = np.empty((kh, kw * c, o), dtype=g.dtype)
-            for i in range(kh):
-                shift = i * dh * wp
-                np.matmul(self.cols[shift : shift + self.rows].T, gq, out=gw[i])
-            gw = gw.reshape(kh, kw, c, o)
-        if need_x:
-            # dxp[p] = sum_ij g[p - shift_ij] w[i, j]^T = a stride-1 convolution of the framed
-            # gradient with the kernel flipped in both axes and transposed to (KH, KW, O, C)
-            wf = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
-            gxp = np.empty((total, c), dtype=g.dtype)
-            _row_conv(gs, wp, wf, dh, dw, gxp)
-            top, _, left, _ = self.pads
-            gx = np.ascontiguousarray(
-                gxp.reshape(n, hp, wp, c)[:, top : top + h, left : left + wd]
-            )
-        return gx, gw
 
 
 def _check_shapes(x, w, b) -> None:
