@@ -218,9 +218,10 @@ def _zip_bytes(members: dict) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, data in members.items():
-            # weights barely compress: store them, deflate the JSON
-            kind = zipfile.ZIP_STORED if name.endswith(".npz") else zipfile.ZIP_DEFLATED
-            zf.writestr(name, data, compress_type=kind)
+            # deflate everything, the weights at the fastest level: a stored .npz would show its
+            # own zip records in the clear, and a truncated file could then pass for that .npz
+            level = 1 if name.endswith(".npz") else 6
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=level)
     return buf.getvalue()
 
 
@@ -242,12 +243,18 @@ def _read_zip(path: str, required: tuple, what: str = "ember model file") -> dic
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             missing = [r for r in required if r not in names]
+            if missing and names and all(n.endswith(".npy") for n in names):
+                raise FileFormatError(
+                    f"{path}: truncated or corrupt {what} (its table of contents is missing)"
+                )
             if missing:
                 raise FileFormatError(
                     f"{path}: not an {what}: it lacks {', '.join(missing)} "
                     f"(it holds {_preview(names)})"
                 )
             return {n: zf.read(n) for n in names}
+    except FileFormatError:
+        raise
     except zipfile.BadZipFile as exc:
         raise FileFormatError(f"{path}: truncated or corrupt {what} ({exc})") from None
     except (zlib.error, EOFError, ValueError, NotImplementedError) as exc:
