@@ -19,6 +19,7 @@ _WHERE = {
     "AvgPool2D": "pooling", "GlobalAveragePooling2D": "pooling",
     "GlobalMaxPooling2D": "pooling", "GlobalAveragePooling1D": "pooling",
     "GlobalMaxPooling1D": "pooling",
+    "UpSampling2D": "upsampling",
     # normalization
     "BatchNormalization": "normalization",
     # embeddings and recurrent
