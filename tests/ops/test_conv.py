@@ -9,7 +9,7 @@ import pytest
 
 import ember as em
 from ember.errors import EmberValueError, ShapeError
-from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length
+from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length, sum_rows
 
 ALGORITHMS = ["im2col", "rows", "1x1"]  # forward; the input gradient: "rows", "scatter", "1x1"
 
@@ -227,3 +227,11 @@ def test_conv2d_rejects_an_algorithm_that_does_not_fit(rng):
         Conv2D.apply(x, w, strides=(2, 2), algorithm="rows")
     with pytest.raises(EmberValueError, match="algorithm must be 'im2col', 'rows' or '1x1'"):
         Conv2D.apply(x, w, algorithm="fft")
+
+
+@pytest.mark.parametrize("rows", [256, 48, 12, 7])  # each way of folding rows, and none
+def test_sum_rows_matches_a_float64_column_sum(rows, rng):
+    a = rng.standard_normal((rows, 5)).astype(np.float32)
+    out = sum_rows(a)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, a.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-5)

@@ -71,20 +71,21 @@ class MaxPool2D(Function):
 
     def backward(self, g):
         win, out = self.win, self.out
-        gxp = np.zeros(self.padded_shape, dtype=g.dtype)
-        # the same window view over the gradient buffer (ours, so it may be written)
-        gwin = _window_view(gxp, self.pool, self.strides, self.pads, out.shape[1:3], True)
+        oh, ow = out.shape[1:3]
         assign = _tiles(self.pool, self.strides, self.pads)
+        covered = self.padded_shape[1:3] == (oh * self.pool[0], ow * self.pool[1])
+        # tiling windows that cover the image write every element below: no zero fill needed
+        gxp = (np.empty if assign and covered else np.zeros)(self.padded_shape, dtype=g.dtype)
+        # the same window view over the gradient buffer (ours, so it may be written)
+        gwin = _window_view(gxp, self.pool, self.strides, self.pads, (oh, ow), True)
         offsets = _offsets(self.pool)
-        taken = None  # windows whose maximum was already found at an earlier offset
+        free = None  # windows whose maximum is not found yet (bool ops: 4x less memory traffic)
         for k, (a, b) in enumerate(offsets):
             hit = win[:, :, a, :, b] == out
-            if taken is None:
-                taken = hit
-            else:
-                hit &= ~taken
-                if k < len(offsets) - 1:
-                    taken |= hit
+            if free is not None:
+                hit &= free  # a later tie in the same window gets nothing
+            if k < len(offsets) - 1:
+                free = ~hit if free is None else free & ~hit
             if assign:
                 np.multiply(g, hit, out=gwin[:, :, a, :, b])
             else:  # overlapping windows: one offset never overlaps itself, so += is safe
