@@ -13,7 +13,7 @@ xp = np  # the array module; CuPy would be set here
 _FLOATX = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 _floatx_name = "float32"
 _floatx_dtype = np.dtype(np.float32)
-_rng = np.random.default_rng()
+_rng = None  # made on first use: numpy.random costs ~10 ms to import
 _seed: int | None = None
 
 
@@ -48,17 +48,20 @@ def set_seed(seed: int | None) -> None:
 def rng() -> np.random.Generator:
     """The generator every random thing in ember draws from. Call it each time: set_seed
     replaces it."""
+    global _rng
+    if _rng is None:
+        _rng = np.random.default_rng(_seed)
     return _rng
 
 
 def get_rng_state() -> dict:
     """The generator's state as plain JSON-able data (for checkpoints)."""
-    return _rng.bit_generator.state
+    return rng().bit_generator.state
 
 
 def set_rng_state(state: dict) -> None:
     """Restore a state returned by ``get_rng_state``."""
-    _rng.bit_generator.state = state
+    rng().bit_generator.state = state
 
 
 def as_float_array(x, dtype=None) -> np.ndarray:
