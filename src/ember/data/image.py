@@ -419,9 +419,11 @@ class DirectoryIterator(_ImageIterator):
         self.class_indices = {name: i for i, name in enumerate(class_names)}
         self.num_classes = len(class_names)
         self.classes = labels
-        self.filepaths = paths
+        # only the relative names are kept (the full paths are joined on demand): the file
+        # list is the one thing that grows with the folder
         self.filenames = [os.path.relpath(p, self.directory) for p in paths]
-        self.samples = len(paths)
+        del paths
+        self.samples = len(self.filenames)
         self.class_mode = class_mode
         self.color_mode = color_mode
         self.image_shape = self.target_size + (COLOR_MODES[color_mode],)
@@ -444,6 +446,11 @@ class DirectoryIterator(_ImageIterator):
         return self.classes
 
     @property
+    def filepaths(self) -> list:
+        """Absolute paths of every file, in ``filenames`` order."""
+        return [os.path.join(self.directory, f) for f in self.filenames]
+
+    @property
     def skipped(self) -> set:
         return set(self._read.skipped)
 
@@ -451,7 +458,7 @@ class DirectoryIterator(_ImageIterator):
         idx, rng = self._batch_indices(index)
         images, kept = [], []
         for j in idx:
-            img = self._read(self.filepaths[j])
+            img = self._read(os.path.join(self.directory, self.filenames[j]))
             if img is not None:
                 images.append(img)
                 kept.append(j)
