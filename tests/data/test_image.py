@@ -413,3 +413,20 @@ def test_image_dataset_needs_a_seed_to_split_shuffled_files(folder):
         image_dataset_from_directory(folder, validation_split=0.2, subset="training")
     with pytest.raises(EmberValueError, match="subset"):
         image_dataset_from_directory(folder, validation_split=0.2, seed=1)
+
+
+# ---------------------------------------------------------------------------------- fit
+def test_model_fit_consumes_a_directory_iterator_and_ends_its_epochs(folder):
+    import ember as em
+    from ember import layers
+
+    it = ImageDataGenerator(rescale=1 / 255, horizontal_flip=True).flow_from_directory(
+        folder, target_size=(4, 6), batch_size=4, seed=0
+    )
+    model = em.Sequential(
+        [layers.Input((4, 6, 3)), layers.Flatten(), layers.Dense(3, activation="softmax")]
+    )
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    history = model.fit(it, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    assert it.epoch == 2  # fit called on_epoch_end after each pass (a reshuffle)

@@ -286,3 +286,19 @@ def test_loader_rejects_bad_arguments():
         DataLoader(_xy(4), num_workers=-1)
     with pytest.raises(EmberTypeError, match="dataset"):
         DataLoader(42)
+
+
+def test_model_fit_and_evaluate_consume_a_threaded_loader():
+    from ember import layers
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = em.Sequential([layers.Input((3,)), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loader = DataLoader((x, y), batch_size=8, shuffle=True, seed=0, num_workers=2)
+    history = model.fit(loader, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3
+    assert loader.epoch == 3  # one pass of the loader per epoch
+    loss, acc = model.evaluate(DataLoader((x, y), batch_size=16), verbose=0)
+    assert np.isfinite(loss) and 0.0 <= acc <= 1.0
