@@ -265,6 +265,15 @@ def test_shards_never_overlap_and_together_cover_each_epoch(world):
     assert sum(len(s) for s in shards) >= len(base)
 
 
+def test_even_shards_have_equal_sizes_and_never_overlap():
+    x, y = _xy(10)
+    base = DataLoader((x, y), batch_size=4, shuffle=True, seed=2)
+    shards = [base.shard(r, 3, even=True) for r in range(3)]
+    parts = [np.concatenate([b[1] for b in s]) for s in shards]
+    assert [len(p) for p in parts] == [3, 3, 3] and [len(s) for s in shards] == [1, 1, 1]
+    assert len(set(np.concatenate(parts).tolist())) == 9
+
+
 def test_shard_rejects_a_rank_outside_the_world():
     with pytest.raises(EmberValueError, match="rank"):
         DataLoader(_xy(4), batch_size=2).shard(3, 2)
@@ -294,7 +303,7 @@ def test_model_fit_and_evaluate_consume_a_threaded_loader():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
-    model = em.Sequential([layers.Input((3,)), layers.Dense(2)])
+    model = em.Sequential([layers.Input((3,)), layers.Dense(2, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     loader = DataLoader((x, y), batch_size=8, shuffle=True, seed=0, num_workers=2)
     history = model.fit(loader, epochs=3, verbose=0)

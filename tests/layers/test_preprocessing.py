@@ -360,3 +360,26 @@ def test_random_layers_reject_non_image_input_naming_the_layer():
 def test_random_layer_seed_must_be_an_int():
     with pytest.raises(EmberTypeError, match="seed"):
         layers.RandomFlip(seed=1.5)
+
+
+def test_a_model_with_preprocessing_layers_saves_and_loads_with_its_statistics(tmp_path, rng):
+    x = _images(rng, n=6, h=6, w=6, scale=1.0)
+    norm = layers.Normalization()
+    norm.adapt(x)
+    model = em.Sequential(
+        [
+            layers.Input((6, 6, 3)),
+            layers.Rescaling(2.0),
+            norm,
+            layers.RandomFlip(seed=1),
+            layers.RandomRotation(0.1, seed=2),
+            layers.RandomCrop(4, 4, seed=3),
+            layers.Flatten(),
+            layers.Dense(2, activation="softmax"),
+        ]
+    )
+    before = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.ember")
+    loaded = em.load_model(tmp_path / "m.ember")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), before)
+    np.testing.assert_array_equal(loaded.layers[1].get_weights()[0], norm.get_weights()[0])

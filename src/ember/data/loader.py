@@ -111,7 +111,7 @@ class DataLoader:
         self.sampler = sampler
         self.seed = int(seed) if seed is not None else int(backend.rng().integers(2**62))
         self.epoch = 0
-        self.rank, self.world_size = 0, 1
+        self.rank, self.world_size, self.even = 0, 1, False
         self._consumed_iterator = False
 
     # ------------------------------------------------------------------ order
@@ -120,10 +120,14 @@ class DataLoader:
         where every rank must agree on the epoch)."""
         self.epoch = int(epoch)
 
-    def shard(self, rank: int, world_size: int) -> DataLoader:
+    def shard(self, rank: int, world_size: int, even: bool = False) -> DataLoader:
         """A loader over this rank's part of every epoch: the epoch's order (the same on every
         rank, as long as all ranks use the same seed) split round-robin, so the shards never
-        overlap and together cover the epoch. Shard sizes differ by at most one sample."""
+        overlap and together cover the epoch. Shard sizes differ by at most one sample.
+
+        With ``even=True`` the last ``n % world_size`` samples of each epoch's order are left
+        out, so every rank gets the same number of samples (and of batches), which lock-step
+        data parallelism needs; with shuffling, a different few are left out each epoch."""
         if not self.indexable:
             raise EmberValueError("DataLoader.shard: only indexable datasets can be sharded")
         if not (isinstance(world_size, (int, np.integer)) and world_size >= 1):
@@ -135,6 +139,7 @@ class DataLoader:
         out = DataLoader.__new__(DataLoader)
         out.__dict__.update(self.__dict__)
         out.rank, out.world_size = int(rank), int(world_size)
+        out.even = bool(even)
         return out
 
     def indices(self, epoch: int | None = None) -> np.ndarray:
@@ -151,6 +156,8 @@ class DataLoader:
                 order = np.random.default_rng([self.seed, epoch]).permutation(n)
             else:
                 order = np.arange(n)
+        if self.even:
+            order = order[: len(order) - len(order) % self.world_size]
         return order[self.rank :: self.world_size]
 
     def _batches_of_indices(self, order: np.ndarray) -> list:
@@ -173,6 +180,8 @@ class DataLoader:
             n = len(self.indices())
         else:
             n_all = len(self.dataset)
+            if self.even:
+                n_all -= n_all % self.world_size
             n = len(range(self.rank, n_all, self.world_size))
         if self.batch_size is None:
             return n
