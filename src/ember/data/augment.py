@@ -135,11 +135,8 @@ def translation_matrix(dx, dy) -> np.ndarray:
 
 
 def compose(*matrices) -> np.ndarray:
-    """The transform that applies the given output->input maps one after another.
-
-    ``compose(A, B)`` samples the input at A(B(output)): B's picture is made first, then A is
-    applied to it... read right to left, as with matrices.
-    """
+    """The product of output->input maps: with ``compose(A, B)`` the output pixel p samples the
+    input at A(B(p)). Maps built about the centre compose about the centre."""
     out = matrices[0]
     for m in matrices[1:]:
         out = out @ m
