@@ -154,6 +154,9 @@ def _row_conv(src: np.ndarray, pitch: int, w: np.ndarray, dh: int, dw: int, out:
     kh, kw, c, o = w.shape
     rows = out.shape[0]
     need = rows + (kh - 1) * dh * pitch
+    if src.shape[0] < need + (kw - 1) * dw or not src.flags.c_contiguous:
+        # as_strided does no bounds checking: never let it read past the array
+        raise ShapeError(f"conv2d: {src.shape} rows cannot feed {rows} output rows")
     flat = src.reshape(-1)
     item = flat.strides[0]
     # (need, KW, C) view: pixel p's taps j*dw along the row are j*dw*C values further on
@@ -168,6 +171,22 @@ def _row_conv(src: np.ndarray, pitch: int, w: np.ndarray, dh: int, dw: int, out:
             np.matmul(cols[shift : shift + rows], wr[i], out=tmp)
             out += tmp
     return cols
+
+
+def _patches_channel_major(xp, out_hw, window, strides, dilation) -> np.ndarray:
+    """The (N*OH*OW, KH*KW*C) patch matrix for few channels (e.g. an RGB or grey input):
+    stored transposed, (KH, KW, C, N, OH, OW), so that each kernel offset and channel is one
+    copy into a contiguous block (NHWC copies of 1-3 values at a time are slow). Returned as
+    the transposed (Fortran-ordered) view, which BLAS takes as it is."""
+    n, _, _, c = xp.shape
+    (oh, ow), (kh, kw) = out_hw, window
+    xt = xp.transpose(3, 0, 1, 2)  # (C, N, Hp, Wp) view
+    cols = np.empty((kh, kw, c, n, oh, ow), dtype=xp.dtype)
+    for i in range(kh):
+        rows = offset_slice(i * dilation[0], strides[0], oh)
+        for j in range(kw):
+            cols[i, j] = xt[:, :, rows, offset_slice(j * dilation[1], strides[1], ow)]
+    return cols.reshape(kh * kw * c, n * oh * ow).T
 
 
 def _waste(padded_hw, out_hw) -> float:
@@ -238,6 +257,11 @@ class Conv2D(Function):
             xs = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw]
             self.cols = xs.reshape(-1, c)  # a view when the stride is 1
             y = np.matmul(self.cols, w.reshape(c, o))
+        elif algo == "im2col" and c < 4:
+            self.cols = _patches_channel_major(
+                pad_nhwc(x, pads), (oh, ow), (kh, kw), strides, dilation
+            )
+            y = np.matmul(self.cols, w.reshape(kh * kw * c, o))
         elif algo == "im2col":
             xp = pad_nhwc(x, pads)
             # (N, OH, OW, KH, KW, C) view, then one copy into the patch matrix
