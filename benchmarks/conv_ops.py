@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import ember as em
-from ember.ops.conv import Conv2D
+from ember.ops.conv import Conv2D, conv2d
 from ember.ops.pool import max_pool2d
 
 # (N, H, W, C, filters, input needs a gradient): the conv layers of cnn and cnn_bn
@@ -72,7 +72,7 @@ def bench_conv(torch, n, h, w, c, o, needs_dx, reps, algorithm, rng) -> str:
 
     def ember_infer():
         with em.no_grad():
-            Conv2D.apply(ex, ek, eb, padding="same", algorithm=algorithm)
+            conv2d(ex, ek, eb, padding="same")
 
     def torch_infer():
         with torch.no_grad():
@@ -115,7 +115,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=21)
-    parser.add_argument("--algorithm", default=None, help="force one conv2d forward algorithm")
+    parser.add_argument(
+        "--algorithm", default=None, help="force one conv2d forward algorithm (training step)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)

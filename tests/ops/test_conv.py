@@ -9,6 +9,7 @@ import pytest
 
 import ember as em
 from ember.errors import EmberValueError, ShapeError
+from ember.ops import conv as conv_module
 from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length, sum_rows
 
 ALGORITHMS = ["im2col", "rows", "1x1"]  # forward; the input gradient: "rows", "scatter", "1x1"
@@ -235,3 +236,21 @@ def test_sum_rows_matches_a_float64_column_sum(rows, rng):
     out = sum_rows(a)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, a.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "strides, padding, dilation", [(1, "same", 1), (2, "same", 1), (1, "valid", 2)]
+)
+def test_inference_forward_in_chunks_matches_the_definition(
+    strides, padding, dilation, monkeypatch, rng
+):
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one image per chunk
+    x = rng.standard_normal((3, 7, 6, 4))
+    w = rng.standard_normal((3, 3, 4, 2))
+    b = rng.standard_normal(2)
+    s, d = (strides, strides), (dilation, dilation)
+    _, pads = conv_geometry(x.shape[1:3], 3, s, padding, d)
+    with em.no_grad():
+        y = conv2d(em.tensor(x, dtype=np.float64), w, b, strides, padding, dilation)
+    assert not y.requires_grad
+    np.testing.assert_allclose(y.data, reference_conv2d(x, w, b, s, pads, d), rtol=1e-10)

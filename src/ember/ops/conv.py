@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.errors import EmberTypeError, EmberValueError, ShapeError
 
@@ -189,6 +190,28 @@ def _patches_channel_major(xp, out_hw, window, strides, dilation) -> np.ndarray:
     return cols.reshape(kh * kw * c, n * oh * ow).T
 
 
+_CHUNK_BYTES = 2 << 20  # the patch buffer of an inference forward: about an L2 cache
+
+
+def _forward_in_chunks(x, w, pads, out_hw, strides, dilation) -> np.ndarray:
+    """y = patches @ W, a chunk of images at a time through one reused patch buffer."""
+    n, c = x.shape[0], x.shape[3]
+    kh, kw, _, o = w.shape
+    (oh, ow), k = out_hw, kh * kw * c
+    patches = windows(pad_nhwc(x, pads), out_hw, (kh, kw), strides, dilation)
+    dtype = np.result_type(x, w)
+    chunk = max(1, min(n, _CHUNK_BYTES // (oh * ow * k * dtype.itemsize)))
+    y = np.empty((n, oh, ow, o), dtype=dtype)
+    buf = np.empty((chunk, oh, ow, kh, kw, c), dtype=dtype)
+    w2 = w.reshape(k, o)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        part = buf[: stop - start]
+        np.copyto(part, patches[start:stop])
+        np.matmul(part.reshape(-1, k), w2, out=y[start:stop].reshape(-1, o))
+    return y
+
+
 def _waste(padded_hw, out_hw) -> float:
     """Padded positions per output: what computing every padded position costs extra."""
     return padded_hw[0] * padded_hw[1] / (out_hw[0] * out_hw[1])
@@ -234,6 +257,7 @@ class Conv2D(Function):
         dilation=(1, 1),
         algorithm=None,
         dx_algorithm=None,
+        inference=False,
     ):
         _check_shapes(x, w, b)
         n, h, wd, c = x.shape
@@ -252,6 +276,13 @@ class Conv2D(Function):
         self.algo, self.pads, self.strides, self.dilation = algo, pads, strides, dilation
         self.x_shape, self.w, self.hp_wp = x.shape, w, (hp, wp)
         sh, sw = strides
+        if inference and algo != "1x1" and c >= 4:
+            # nothing is kept for a backward: build the patches a few images at a time into
+            # one small buffer that stays in cache (no large allocation, no page faults)
+            y = _forward_in_chunks(x, w, pads, (oh, ow), strides, dilation)
+            if b is not None:
+                y += b
+            return y
         if algo == "1x1":
             # no padding can reach a 1x1 window's output; strides pick every s-th pixel
             xs = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw]
@@ -409,4 +440,10 @@ def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):
                 f"conv2d: the {name} must be a Tensor or an array, received {type(t).__name__}"
             )
     args = (x, w) if b is None else (x, w, b)
-    return Conv2D.apply(*args, strides=strides, padding=padding, dilation=dilation)
+    # without a graph to record, the forward need not keep its patches for a backward
+    inference = not (
+        grad_mode.is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in args)
+    )
+    return Conv2D.apply(
+        *args, strides=strides, padding=padding, dilation=dilation, inference=inference
+    )
