@@ -9,6 +9,7 @@ asks first the questions not yet known, in random order.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import random
@@ -99,8 +100,8 @@ def run_quiz(
     part: int | None = None,
     count: int | None = 10,
     progress_path=None,
-    input_fn=input,
-    print_fn=print,
+    input_fn=None,
+    print_fn=None,
     seed: int | None = None,
     run_experiments: bool = True,
     cache_dir=None,
@@ -111,7 +112,8 @@ def run_quiz(
         part: 1-4 to ask only that part's questions, or None for all.
         count: how many questions this round (None: every question of the selection).
         progress_path: the JSON progress file (default ``default_progress_path()``).
-        input_fn, print_fn: the terminal (replaced in tests by scripted ones).
+        input_fn, print_fn: the terminal (default ``input`` and ``print``, looked up at call
+            time; tests pass scripted ones).
         seed: seeds the random order (None: a fresh order every time).
         run_experiments: show each experiment's measured result (run quick, or cached).
         cache_dir: where experiment results are cached (default: next to the progress file).
@@ -121,6 +123,8 @@ def run_quiz(
     """
     if part is not None and part not in PARTS:
         raise EmberValueError(f"quiz: part must be one of {sorted(PARTS)}, received {part!r}")
+    input_fn = input_fn if input_fn is not None else builtins.input
+    print_fn = print_fn if print_fn is not None else builtins.print
     path = Path(progress_path) if progress_path is not None else default_progress_path()
     cache_dir = Path(cache_dir) if cache_dir is not None else path.parent / "guide-cache"
     progress = load_progress(path)

@@ -42,8 +42,8 @@ details.answer summary { cursor: pointer; font-weight: 600; color: #a8430f; }
 .experiment { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr);
               gap: 1.5rem; align-items: start; }
 @media (max-width: 900px) { .experiment { grid-template-columns: 1fr; } }
-.result img { max-width: 100%; height: auto; border: 1px solid #e3ddd1; background: #fff;
-              margin: .4rem 0; }
+.figures img { max-width: 100%; height: auto; border: 1px solid #e3ddd1; background: #fff;
+               margin: .4rem .4rem .4rem 0; vertical-align: top; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; background: #fff; }
 th, td { border: 1px solid #e3ddd1; padding: .2rem .5rem; text-align: right; }
 th { background: #f3efe6; }
@@ -114,7 +114,7 @@ def _rel(path, root: Path) -> str:
 def _experiment_html(exp: Experiment, result: Result | None, root: Path) -> str:
     out = ['<section class="experiment-block">', "<h2>The experiment</h2>"]
     out.append(f'<p class="claim">{_code_spans(exp.claim)} {_badge(result, True)}</p>')
-    left = ['<div class="result">']
+    checks, figures, left = "", [], ['<div class="result">']
     if result is None:
         left.append(
             f"<p>Not run in this build: <code>ember guide {exp.number}</code> runs it.</p>"
@@ -129,13 +129,11 @@ def _experiment_html(exp: Experiment, result: Result | None, root: Path) -> str:
                 + "</li>"
                 for c in result.checks
             )
-            left.append(f'<ul class="checks">{items}</ul>')
+            checks = f'<ul class="checks">{items}</ul>'
         for fig in result.figures:
-            src = _rel(fig, root)
-            left.append(
-                f'<img src="{html.escape(src)}" alt="figure of question {exp.number}: '
-                f'{html.escape(Path(fig).stem)}">'
-            )
+            src = html.escape(_rel(fig, root))
+            alt = f"figure of question {exp.number}: {html.escape(Path(fig).stem)}"
+            figures.append(f'<img src="{src}" alt="{alt}">')
         left.append(_table_html(result))
         if result.notes:
             left.append(f'<pre class="notes">{html.escape(result.notes)}</pre>')
@@ -154,6 +152,9 @@ def _experiment_html(exp: Experiment, result: Result | None, root: Path) -> str:
         f"<pre><code>{html.escape(source)}</code></pre>",
         "</div>",
     ]
+    out.append(checks)
+    if figures:
+        out.append('<div class="figures">' + "\n".join(figures) + "</div>")
     out.append('<div class="experiment">' + "\n".join(left + right) + "</div>")
     out.append("</section>")
     return "\n".join(out)
