@@ -254,3 +254,28 @@ def test_inference_forward_in_chunks_matches_the_definition(
         y = conv2d(em.tensor(x, dtype=np.float64), w, b, strides, padding, dilation)
     assert not y.requires_grad
     np.testing.assert_allclose(y.data, reference_conv2d(x, w, b, s, pads, d), rtol=1e-10)
+
+
+def test_reused_work_buffers_leave_no_stale_values(float64, rng):
+    # a large call fills the scratch buffers with nonzero values; a smaller one must not see them
+    def grads(shape):
+        x = em.tensor(rng.standard_normal(shape), requires_grad=True)
+        w = em.tensor(rng.standard_normal((3, 3, shape[3], 2)), requires_grad=True)
+        y = Conv2D.apply(x, w, padding="same", algorithm="rows", dx_algorithm="rows")
+        y.backward(np.ones(y.shape))
+        return x, w
+
+    grads((2, 9, 9, 3))
+    x, w = grads((1, 4, 5, 3))
+    p = np.pad(x.data, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    taps = [[p[:, a : a + 4, c : c + 5].sum(axis=(0, 1, 2)) for c in range(3)] for a in range(3)]
+    np.testing.assert_allclose(w.grad, np.repeat(np.array(taps)[..., None], 2, axis=-1))
+    # d sum(y) / dx at (h, w) = sum of the kernel taps whose window covers (h, w)
+    ones = np.pad(np.ones((1, 4, 5, 1)), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cover = np.zeros((1, 4, 5, 3))
+    for a in range(3):
+        for c in range(3):
+            # output (i, j) reads input (i + a - 1, j + c - 1) with tap (a, c)
+            hit = ones[:, 2 - a : 6 - a, 2 - c : 7 - c]
+            cover += hit * w.data[a, c].sum(axis=-1)
+    np.testing.assert_allclose(x.grad, cover, rtol=1e-10)

@@ -29,6 +29,9 @@ Two ways of computing it are used, chosen by ``_algorithm``:
 
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -147,11 +150,28 @@ def offset_slice(offset: int, stride: int, count: int) -> slice:
     return slice(offset, offset + stride * (count - 1) + 1, stride)
 
 
-def _row_conv(src: np.ndarray, pitch: int, w: np.ndarray, dh: int, dw: int, out: np.ndarray):
+_local = threading.local()
+
+
+def _scratch(slot: str, shape, dtype) -> np.ndarray:
+    """A reusable work buffer for a temporary that dies inside one call (never returned, never
+    kept for a backward). Fresh multi-MB arrays cost a page fault per 4 KB on every step; this
+    memory is touched once and reused. One buffer per slot and thread, grown as needed."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    buffers = _local.__dict__.setdefault("buffers", {})
+    buf = buffers.get(slot)
+    if buf is None or buf.nbytes < nbytes:
+        buf = buffers[slot] = np.empty(nbytes, dtype=np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _row_conv(src, pitch: int, w, dh: int, dw: int, out, keep: bool = True):
     """Stride-1 convolution over rows of pixels: ``out[p] = sum_ij src[p + i*dh*pitch + j*dw]
     @ w[i, j]`` for every row p of ``out`` (rows, O). ``src`` (R, C) is a C-contiguous flattened
     padded batch whose images are ``pitch`` pixels wide. Returns the (rows + (KH-1)*dh*pitch,
-    KW*C) partial patch matrix (one kernel row wide) it built, for the weight gradient."""
+    KW*C) partial patch matrix (one kernel row wide) it built, for the weight gradient, or None
+    when not ``keep`` (then it lives in a scratch buffer)."""
     kh, kw, c, o = w.shape
     rows = out.shape[0]
     need = rows + (kh - 1) * dh * pitch
@@ -162,16 +182,20 @@ def _row_conv(src: np.ndarray, pitch: int, w: np.ndarray, dh: int, dw: int, out:
     item = flat.strides[0]
     # (need, KW, C) view: pixel p's taps j*dw along the row are j*dw*C values further on
     view = as_strided(flat, (need, kw, c), (c * item, dw * c * item, item), writeable=False)
-    cols = np.ascontiguousarray(view).reshape(need, kw * c)
+    if keep:
+        cols = np.ascontiguousarray(view).reshape(need, kw * c)
+    else:
+        cols = _scratch("cols", (need, kw * c), src.dtype)
+        np.copyto(cols.reshape(need, kw, c), view)
     wr = w.reshape(kh, kw * c, o)
     np.matmul(cols[:rows], wr[0], out=out)
     if kh > 1:
-        tmp = np.empty_like(out)
+        tmp = _scratch("tmp", out.shape, out.dtype)
         for i in range(1, kh):
             shift = i * dh * pitch
             np.matmul(cols[shift : shift + rows], wr[i], out=tmp)
             out += tmp
-    return cols
+    return cols if keep else None
 
 
 def _patches_channel_major(xp, out_hw, window, strides, dilation) -> np.ndarray:
@@ -301,7 +325,7 @@ class Conv2D(Function):
             y = np.matmul(self.cols, w.reshape(kh * kw * c, o))
         else:  # rows
             xp = np.ascontiguousarray(pad_nhwc(x, pads))
-            full = np.empty((n * hp * wp, o), dtype=np.result_type(x, w))
+            full = _scratch("out", (n * hp * wp, o), np.result_type(x, w))
             # output pixel (n, oh, ow) is row n*Hp*Wp + oh*Wp + ow and reads rows up to
             # max_shift further: the last max_shift rows start no kept output
             self.rows = n * hp * wp - self._max_shift()
@@ -360,8 +384,13 @@ class Conv2D(Function):
         o = self.w.shape[3]
         oh, ow = g.shape[1:3]
         shift = self._max_shift()
-        gs = np.zeros((shift + n * hp * wp, o), dtype=g.dtype)
-        gs[shift:].reshape(n, hp, wp, o)[:, :oh, :ow] = g
+        gs = _scratch("grad", (shift + n * hp * wp, o), g.dtype)
+        grid = gs[shift:].reshape(n, hp, wp, o)
+        # zeros everywhere but the kept outputs, which g overwrites
+        gs[:shift] = 0
+        grid[:, oh:] = 0
+        grid[:, :oh, ow:] = 0
+        grid[:, :oh, :ow] = g
         return gs
 
     def _dw_rows(self, gs):
@@ -380,8 +409,8 @@ class Conv2D(Function):
         n, h, wd, c = self.x_shape
         hp, wp = self.hp_wp
         wf = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
-        gxp = np.empty((n * hp * wp, c), dtype=gs.dtype)
-        _row_conv(gs, wp, wf, *self.dilation, gxp)
+        gxp = _scratch("out", (n * hp * wp, c), gs.dtype)
+        _row_conv(gs, wp, wf, *self.dilation, gxp, keep=False)
         top, _, left, _ = self.pads
         return np.ascontiguousarray(gxp.reshape(n, hp, wp, c)[:, top : top + h, left : left + wd])
 
