@@ -10,19 +10,31 @@ times the kernel reshaped to W (KH*KW*C, O): Y = X W + b. So the backward is tha
 dW = X^T G, db = sum of G over rows, and dX = G W^T, whose rows are patches that are added back
 to the input positions they were read from (overlapping patches add up).
 
-Two ways of computing it are used, chosen by ``_algorithm``:
+Forward algorithms (``_algorithm`` picks one; each was measured at the benchmark's shapes):
 
 - "im2col" (any stride): the patch matrix is a strided *view* of the padded input
   (N, OH, OW, KH, KW, C), copied once into a contiguous matrix, and the forward is ONE GEMM.
-  The backward reuses the saved patches for dW (one GEMM) and scatters G W^T back with a loop
-  over the KH*KW kernel offsets, each a strided slice add of a whole (N, OH, OW, C) block.
-- "rows" (stride 1, enough channels): the padded batch is flattened to rows of pixels (one row
-  per pixel, C values each). Shifting a pixel by (i, j) in the image is then shifting its row
-  index by i*dh*Wp + j*dw, so the patches of one kernel row are a view with overlapping rows;
-  copying it gives a (rows, KW*C) matrix three times smaller than the full patch matrix, and
-  the output is a sum of KH GEMMs on row-shifted slices of it. Positions that fall in the
-  padding are computed and dropped. dX is the same computation run on the (zero-framed)
-  output gradient with the kernel flipped and transposed: a stride-1 "full" convolution.
+  The patches are kept, so dW is one GEMM too. With 1-3 input channels the matrix is built
+  channel-major, one contiguous copy per kernel offset.
+- "rows" (stride 1, large images, enough channels): the padded batch is flattened to rows of
+  pixels (one row per pixel, C values each). Shifting a pixel by (i, j) in the image is then
+  shifting its row index by i*dh*Wp + j*dw, so the patches of one kernel row are a view with
+  overlapping rows; copying it gives a (rows, KW*C) matrix KH times smaller than the full patch
+  matrix, and the output is a sum of KH GEMMs on row-shifted slices of it. Positions that fall
+  in the padding are computed and dropped. dW is KH GEMMs on the same slices.
+- "1x1": a 1x1 kernel is a plain GEMM over the pixels (every s-th pixel with strides).
+- Without a graph to record (inference), the patches are built a few images at a time in one
+  cache-sized buffer and nothing is kept.
+
+Input-gradient algorithms (``_dx_algorithm``):
+
+- "rows" (stride 1): dX is the "rows" computation run on the (zero-framed) output gradient with
+  the kernel flipped and transposed: a stride-1 "full" convolution, no G W^T matrix.
+- "scatter" (strides): G W^T, one kernel offset at a time, added back with a strided slice add
+  of a whole (N, OH, OW, C) block per offset (the loop is over KH*KW offsets, never pixels).
+
+Temporaries of the "rows" path live in per-thread scratch buffers: multi-MB arrays allocated
+fresh on every step cost a page fault per 4 KB.
 
 ``conv_geometry`` gives the output size and the exact padding for both padding modes.
 """
