@@ -180,3 +180,12 @@ def test_convolution2d_is_an_alias_loadable_by_both_names():
 
     assert layers.Convolution2D is layers.Conv2D
     assert get_registered("Conv2D") is get_registered("Convolution2D") is layers.Conv2D
+
+
+def test_conv2d_regularizers_add_their_penalties_to_losses():
+    conv = layers.Conv2D(2, 3, kernel_regularizer=em.regularizers.L2(0.5), bias_regularizer="l1")
+    conv(np.zeros((1, 4, 4, 1), np.float32))
+    conv.set_weights([np.ones((3, 3, 1, 2)), np.full(2, -2.0)])
+    penalties = sorted(float(p.item()) for p in conv.losses)
+    # L2(0.5): 0.5 * 18 ones; "l1" is Keras's L1(0.01): 0.01 * (2 + 2)
+    np.testing.assert_allclose(penalties, [0.04, 9.0], rtol=1e-6)
