@@ -661,6 +661,9 @@ class Tuner:
             for r in done:
                 xs.append(r["trial"])
                 best.append(r["objective"] if not best else pick(best[-1], r["objective"]))
+            if rows[-1]["trial"] > xs[-1]:  # carry the line to the last trial
+                xs.append(rows[-1]["trial"])
+                best.append(best[-1])
             ax.step(xs, best, where="post", color="tab:orange", label="best so far")
         if pruned:
             ax.plot([r["trial"] for r in pruned], [r["objective"] for r in pruned], "x",
