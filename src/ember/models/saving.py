@@ -471,15 +471,31 @@ def load_weights(model, path) -> None:
 
 # ---------------------------------------------------------------------------------- backups
 def _generators(model) -> dict:
-    """{"<layer>.<attribute>": Generator} for layers that keep a seeded generator of their own
-    (Dropout(seed=...)): their state is part of a resumable training state."""
+    """{"<position>:<class>.<attribute>": Generator} for layers that keep a seeded generator
+    of their own (Dropout(seed=...)): their state is part of a resumable training state. Keyed
+    by position, not name: a rebuilt model's automatic layer names may differ."""
     from ember.training.hooks import walk_layers
 
     out = {}
-    for layer in [model, *walk_layers(model)]:
+    for i, layer in enumerate([model, *walk_layers(model)]):
         for attr, value in vars(layer).items():
             if isinstance(value, np.random.Generator):
-                out[f"{layer.name}.{attr}"] = value
+                out[f"{i}:{type(layer).__name__}.{attr}"] = value
+    return out
+
+
+def rename_optimizer_state(state: dict, saved_names: list, model) -> dict:
+    """Optimizer state is keyed ``"<weight name>/<slot>"``; a model rebuilt by code may name its
+    weights differently (automatic names count up): map the saved names onto the model's
+    weights by position."""
+    names = [p.name for p in model.weights]
+    if len(saved_names) != len(names) or saved_names == names:
+        return state
+    mapping = dict(zip(saved_names, names))
+    out = {}
+    for key, value in state.items():
+        weight, sep, slot = str(key).rpartition("/")
+        out[f"{mapping.get(weight, weight)}{sep}{slot}" if sep else key] = value
     return out
 
 
@@ -487,6 +503,7 @@ def save_training_state(model, path, epoch: int) -> None:
     """BackupAndRestore's file: weights, optimizer state, random states and the epoch."""
     state = {
         "epoch": int(epoch),
+        "weight_names": [p.name for p in model.weights],
         "rng": backend.get_rng_state(),
         "generators": {k: g.bit_generator.state for k, g in _generators(model).items()},
     }
@@ -513,7 +530,11 @@ def restore_training_state(model, path) -> int:
     if "optimizer.npz" in members:
         if getattr(model, "optimizer", None) is None:
             raise EmberValueError(f"{path}: holds optimizer state but the model is not compiled")
-        model.optimizer.set_state(_read_npz(members["optimizer.npz"], path, "optimizer.npz"))
+        opt_state = _read_npz(members["optimizer.npz"], path, "optimizer.npz")
+        saved_names = state.get("weight_names")
+        if isinstance(saved_names, list):
+            opt_state = rename_optimizer_state(opt_state, saved_names, model)
+        model.optimizer.set_state(opt_state)
     try:
         backend.set_rng_state(state["rng"])
         gens = _generators(model)

@@ -33,8 +33,7 @@ def _is_relu(layer) -> bool:
     from ember import activations
 
     if type(layer).__name__ == "ReLU":
-        cfg = _config(layer)
-        return not cfg.get("negative_slope") and cfg.get("max_value") is None
+        return not _config(layer).get("negative_slope")  # leaky units never die
     act = getattr(layer, "activation", None)
     if act is None or isinstance(act, type):
         return False
