@@ -268,3 +268,26 @@ def test_overwrite_false_keeps_an_existing_file(tmp_path):
     model.save(path)
     with pytest.raises(FileExistsError):
         model.save(path, overwrite=False)
+
+
+def test_a_fresh_process_loads_a_model_by_class_names_alone(tmp_path):
+    import subprocess
+    import sys
+
+    model = trained()
+    x, _ = data()
+    model.save(tmp_path / "m.ember")
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import sys, numpy as np, ember\n"
+        "m = ember.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[2], m.predict(np.load(sys.argv[3])))\n"
+        "print(type(m).__name__, m.compiled, [type(l).__name__ for l in m.layers])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.ember"), str(tmp_path / "p.npy"),
+         str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["Sequential", "True"]
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), model.predict(x))

@@ -54,6 +54,23 @@ def serialize_layer(layer) -> dict:
     return {"class_name": registered_name(type(layer)), "config": layer.get_config()}
 
 
+def _import_builtin_classes() -> None:
+    """Classes register when their module is imported: load every module of ember's own layers
+    and models, so that a fresh process can rebuild any of them by name."""
+    import importlib
+
+    from ember import layers
+
+    modules = {f"ember.layers.{m}" for m in layers._WHERE.values()}
+    modules |= {f"ember.models.{m}" for m in ("model", "sequential", "autoencoder", "rbm")}
+    for module in sorted(modules):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("ember"):
+                raise
+
+
 def deserialize_layer(config: dict):
     """A layer (or model) from ``serialize_layer``'s output, by registered class name."""
     from ember.layers.base import get_registered
@@ -63,7 +80,12 @@ def deserialize_layer(config: dict):
             f"deserialize_layer: expected {{'class_name': ..., 'config': ...}}, received "
             f"{str(config)[:80]!r}"
         )
-    cls = get_registered(str(config["class_name"]))
+    name = str(config["class_name"])
+    from ember.layers.base import _REGISTRY
+
+    if name not in _REGISTRY:
+        _import_builtin_classes()
+    cls = get_registered(name)
     inner = config.get("config") or {}
     if not isinstance(inner, dict):
         raise EmberValueError(

@@ -1,0 +1,56 @@
+"""``ember train`` end to end, in a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="the digits data comes from scikit-learn (datasets extra)")
+
+
+def ember(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "ember.cli", "train", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_ember_train_writes_the_model_history_and_curves_and_prints_accuracy(tmp_path):
+    out = tmp_path / "run"
+    result = ember("--epochs", "2", "--out", str(out), "--model", "mlp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "test accuracy: " in text and "confusion matrix" in text
+    accuracy = float(text.split("test accuracy: ")[1].split()[0])
+    assert 0.5 < accuracy <= 1.0
+    for name in ("model.ember", "history.csv", "curves.png"):
+        assert (out / name).exists(), name
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1"] and "val_accuracy" in rows[0]
+
+    import ember as em
+
+    model = em.load_model(out / "model.ember")
+    (_, _), (x_test, y_test) = em.datasets.digits()
+    reloaded = float(np.mean(np.argmax(model.predict(x_test), -1) == y_test))
+    assert reloaded == pytest.approx(accuracy, abs=1e-4)  # the file holds the trained model
+
+
+def test_ember_train_names_its_default_output_folder_under_runs(tmp_path):
+    result = ember("--epochs", "1", "--model", "mlp", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("digits-mlp-")
+    assert "Epoch" not in result.stdout
+
+
+def test_ember_train_refuses_several_workers_and_bad_data_clearly(tmp_path):
+    result = ember("--workers", "2", cwd=tmp_path)
+    assert result.returncode == 2 and "--workers 2" in result.stderr
+    result = ember("--data", "imagenet", cwd=tmp_path)
+    assert result.returncode == 2 and "--data must be" in result.stderr
