@@ -4,12 +4,14 @@ An experiment is a function ``run(quick: bool, out_dir: Path) -> Result`` regist
 ``@experiment(number, claim="...")``. It builds what it needs from ember's public API, writes
 its figures (PNG) into ``out_dir``, and returns a ``Result``: a small table (a list of dicts,
 one per row), the figure paths, the measured values, and one ``check`` per part of the claim.
-``Experiment.run`` seeds ember, times the run, keeps the float dtype as it found it and fills
-in the number and the claim; ``Result.passed`` says whether every check held.
+``Experiment.run`` seeds ember, times the run (with BLAS on one thread: the arrays are small),
+keeps the float dtype as it found it and fills in the number and the claim; ``Result.passed``
+says whether every check held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -249,7 +251,8 @@ class Experiment:
         em.set_floatx("float32")
         start = time.perf_counter()
         try:
-            result = self.fn(bool(quick), out_dir)
+            with _one_blas_thread():
+                result = self.fn(bool(quick), out_dir)
             if not isinstance(result, Result):
                 raise EmberTypeError(
                     f"guide experiment q{self.number} ({self.name}) must return a "
@@ -268,6 +271,17 @@ class Experiment:
         if missing and result.error is None:
             result.check("every figure was written", False, f"missing: {missing}")
         return result
+
+
+def _one_blas_thread():
+    """The experiments' arrays are small: BLAS threads only add overhead there, and on a busy
+    machine they make a run several times slower. threadpoolctl, when installed, limits BLAS
+    to one thread for the run."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def experiment(number: int, claim: str, *, helpers: tuple = ()):
