@@ -278,8 +278,16 @@ class Tuner:
                 grace_period=2 * self.heartbeat_interval,
                 **{key: Retry(max_retry=3)},
             )
-        with _quiet_experimental():
-            return optuna.storages.RDBStorage(s, **kwargs)
+        for attempt in range(5):
+            try:
+                with _quiet_experimental():
+                    return optuna.storages.RDBStorage(s, **kwargs)
+            except Exception as exc:  # sqlalchemy's IntegrityError / OperationalError
+                # workers started together on a new database race to create its tables (and
+                # its alembic version row); the loser finds them made when it tries again
+                if attempt == 4 or "sqlalchemy" not in type(exc).__module__:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     @property
     def study(self):
