@@ -362,3 +362,19 @@ def test_errors_name_op_expected_and_received():
         R.simple_rnn(x, np.zeros((4, 2)), np.zeros((2, 2)), activation="elu")
     with pytest.raises(ShapeError, match="at least one time step"):
         R.gru(np.zeros((2, 0, 4)), np.zeros((4, 6)), np.zeros((2, 6)))
+
+
+def test_outputs_never_alias_saved_buffers_even_for_a_batch_of_one(float64):
+    rng = np.random.default_rng(14)
+    x, w, u, b, (h0, c0) = _inputs("lstm", rng)
+    args = [em.tensor(a, requires_grad=True) for a in (x[:1], w, u, b, h0[:1], c0[:1])]
+    y, h, c = R.lstm(*args)
+    R.lstm(*args)[0].sum().backward()
+    g_ref = [a.grad.copy() for a in args]
+    for a in args:
+        a.grad = None
+    y.data[...] = 123.0  # a user writing into the outputs must not corrupt the graph
+    h.data[...] = 123.0
+    y.sum().backward()
+    for a, g in zip(args, g_ref):
+        np.testing.assert_allclose(a.grad, g, rtol=1e-12)

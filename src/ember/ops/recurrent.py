@@ -192,7 +192,7 @@ def _outputs(H: np.ndarray, masks: _Masks, return_sequences: bool) -> np.ndarray
         last = H[-1] if masks.out_scale is None else H[-1] * masks.out_scale[-1]
         return np.array(last)  # a copy: the output must not alias the saved buffer
     seq = H[1:] if masks.out_scale is None else H[1:] * masks.out_scale
-    return np.ascontiguousarray(seq.transpose(1, 0, 2))  # (N, T, U)
+    return seq.transpose(1, 0, 2).copy()  # (N, T, U), never a view of the saved buffer
 
 
 def _output_grads(gy: np.ndarray, masks: _Masks, return_sequences: bool, dtype):
