@@ -213,9 +213,9 @@ def normalization_conditions_the_problem(quick: bool, out_dir: Path) -> Result:
 @experiment(
     5,
     claim="A restricted Boltzmann machine trained by contrastive divergence on binarised digits "
-    "halves its reconstruction error, gives real digits a lower free energy (higher "
-    "probability) than 95% of random images with the same ink density, and its Gibbs chains "
-    "produce digit-like samples.",
+    "halves its reconstruction error and gives real digits a lower free energy (higher "
+    "probability) than 95% of random images with the same ink density; the figure shows "
+    "where its Gibbs chains wander from real digits.",
 )
 def rbm_learns_digits(quick: bool, out_dir: Path) -> Result:
     (x, _), (xt, _) = common.digits()

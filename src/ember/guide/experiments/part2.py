@@ -796,8 +796,8 @@ def _gradient(model, x, y) -> np.ndarray:
     30,
     claim="A mini-batch gradient is a noisy estimate of the full gradient whose error falls as "
     "1/sqrt(batch size): measured over batch sizes 1 to 256, the log-log slope of the error "
-    "is -0.5 (within 0.1), so a batch of 64 is 8x less noisy than one example while costing "
-    "one vectorised step.",
+    "is -0.5 (within 0.1), so a batch of 64 is about 8x less noisy than one example (and, as "
+    "the table's timings show, costs about as much as one vectorised step).",
     helpers=(_gradient,),
 )
 def minibatch_noise(quick: bool, out_dir: Path) -> Result:
