@@ -182,7 +182,7 @@ _ANSWERS: dict[int, tuple[str, str]] = {
         "use a bigger model, better features, train longer, lower regularisation. "
         "Overfitting: training loss keeps falling while validation loss turns up - get more"
         " data, augment, add dropout/weight decay, use a smaller model or stop early at the"
-        " best validation epoch. ember's history.diagnose() reads the curves and names the "
+        " best validation epoch. ember's diagnose(history) reads the curves and names the "
         "case.",
     ),
     18: (
@@ -296,8 +296,9 @@ _ANSWERS: dict[int, tuple[str, str]] = {
     ),
     31: (
         "What do you understand by Leaky ReLU activation function?",
-        "leaky_relu(x) = x for x > 0 and a*x otherwise, with a small slope a (0.01 in ember"
-        " and PyTorch; Keras uses 0.3 by default). Negative inputs still pass a small "
+        "leaky_relu(x) = x for x > 0 and a*x otherwise, with a small slope a (0.01 for "
+        "ember's LeakyReLU layer and PyTorch; Keras's layer uses 0.3, and the leaky_relu "
+        "functions of Keras and ember 0.2). Negative inputs still pass a small "
         "gradient, so a unit whose pre-activation became negative everywhere can still "
         "recover - unlike plain ReLU, whose gradient there is exactly zero. PReLU learns "
         "the slope.",

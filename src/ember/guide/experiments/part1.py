@@ -903,7 +903,7 @@ def batch_minibatch_stochastic(quick: bool, out_dir: Path) -> Result:
     claim="On 30 noisy samples of cos(3x), a linear model underfits (training loss stays near "
     "the variance of the targets), a net with 8 tanh units fits well, and a 256x256 ReLU net "
     "overfits: its validation loss turns up after its best epoch while training loss keeps "
-    "falling; history.diagnose() names all three.",
+    "falling; ember's diagnose(history) names all three.",
 )
 def underfit_goodfit_overfit(quick: bool, out_dir: Path) -> Result:
     from ember.training.diagnose import diagnose
