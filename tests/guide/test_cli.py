@@ -54,3 +54,18 @@ def test_ember_help_lists_guide(capsys):
     parser = cli.build_parser()
     text = parser.format_help()
     assert "guide" in text
+
+
+def test_cli_modules_import_nothing_heavy():
+    # `ember --help` imports the subcommand modules: they must not pull in the experiments,
+    # matplotlib or the registry until a command runs
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ember.guide.cli, ember.gradcheck_cli, ember.guide; "
+        "heavy = [m for m in ('matplotlib', 'ember.guide.registry', 'ember.guide.experiments',"
+        " 'ember.models', 'ember.layers.conv') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -22,5 +22,4 @@ def test_experiment_claim_holds_in_quick_mode(number, tmp_path):
         assert fig.exists() and fig.suffix == ".png"
         assert fig.resolve().is_relative_to(tmp_path.resolve())  # figures stay in out_dir
         assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    cols = result.columns()
-    assert all(set(row) <= set(cols) for row in result.table)
+    assert len(result.table) <= 60, "keep the table small: it is shown on the page"

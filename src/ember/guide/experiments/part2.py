@@ -1379,7 +1379,7 @@ def dropout_team(quick: bool, out_dir: Path) -> Result:
         head = layers.Dense(10)
         model = em.Sequential([layers.Dense(16, activation="relu"), layers.Dropout(rate), head])
         model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
-        model.fit(x, y, batch_size=32, epochs=30, verbose=0)
+        model.fit(x, y, batch_size=32, epochs=20 if quick else 30, verbose=0)
         full = common.accuracy(model, xt, yt)
         one = [full - _bench(model, head, [i], xt, yt) for i in range(16)]
         half = [full - _bench(model, head, h, xt, yt) for h in halves]
