@@ -14,6 +14,7 @@ _WHERE = {
     "save_model": "saving",
     "RBM": "rbm",
     "Autoencoder": "autoencoder",
+    "Seq2Seq": "seq2seq",
 }
 
 _SUBMODULES = {"model", "sequential", "saving", "rbm", "autoencoder", "transfer", "applications"}
