@@ -1,0 +1,145 @@
+"""Experiments for part 3 of the guide (RNNs, LSTMs and the questions around them, 42-52)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import ember as em
+from ember import layers
+from ember.guide.experiments import common
+from ember.guide.registry import Result, experiment, new_figure, save_figure
+
+
+# ---------------------------------------------------------------------------------- Q46
+def _scatter_digits(images, size: int, seed: int):
+    """Paste each 8x8 digit at a random place on a blank size x size canvas: (N, size, size, 1)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(images), size, size, 1), np.float32)
+    corners = rng.integers(0, size - 8 + 1, (len(images), 2))
+    for img, canvas, (r, c) in zip(images, out, corners):
+        canvas[r : r + 8, c : c + 8] = img
+    return out
+
+
+@experiment(
+    46,
+    claim="At an equal parameter budget (about 1,400 weights) on digits placed anywhere on a "
+    "12x12 canvas, a small CNN (shared 3x3 filters, pooling) reaches > 70% test accuracy "
+    "while a dense network reaches < 55%, at least 25 points below it: local, shared filters "
+    "spend the weights on what images need.",
+    helpers=(_scatter_digits,),
+)
+def cnn_versus_dense(quick: bool, out_dir: Path) -> Result:
+    (x, y), (xt, yt) = common.digits()
+    x, xt = _scatter_digits(x, 12, seed=1), _scatter_digits(xt, 12, seed=2)
+    epochs = 5 if quick else 15
+    cnn = em.Sequential(
+        [
+            layers.Conv2D(8, 3, activation="relu"),
+            layers.MaxPool2D(),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.GlobalMaxPooling2D(),
+            layers.Dense(10),
+        ]
+    )
+    cnn(x[:1])
+    # a dense net with one hidden layer of h units has 144 h + h + 10 h + 10 weights
+    hidden = round((cnn.count_params() - 10) / (144 + 1 + 10))
+    dense = em.Sequential(
+        [layers.Flatten(), layers.Dense(hidden, activation="relu"), layers.Dense(10)]
+    )
+    rows, curves = [], {}
+    for name, model in (("CNN", cnn), (f"dense ({hidden} hidden units)", dense)):
+        model.compile(
+            optimizer=em.optimizers.Adam(0.01),
+            loss=common.classifier_loss(),
+            metrics=["accuracy"],
+        )
+        history = model.fit(
+            x, y, batch_size=64, epochs=epochs, verbose=0, validation_data=(xt, yt)
+        )
+        curves[name] = history.history["val_accuracy"]
+        rows.append(
+            {
+                "model": name,
+                "parameters": model.count_params(),
+                "train accuracy": common.accuracy(model, x, y),
+                "test accuracy": common.accuracy(model, xt, yt),
+            }
+        )
+    fig, axes = new_figure(ncols=2, size=(3.4, 3))
+    axes[0].imshow(
+        np.block([[x[k * 4 + j, :, :, 0] for j in range(4)] for k in range(2)]), cmap="gray_r"
+    )
+    axes[0].set_title("training images", fontsize=9)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    for name, acc in curves.items():
+        axes[1].plot(range(1, epochs + 1), acc, "o-", ms=3, label=name)
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "cnn_vs_dense")])
+    c, d = rows
+    res.check(
+        "equal budgets (within 2%)",
+        abs(c["parameters"] / d["parameters"] - 1) < 0.02,
+        f"{c['parameters']} vs {d['parameters']}",
+    )
+    res.check("the CNN: > 70% on test", c["test accuracy"] > 0.7, f"{c['test accuracy']:.1%}")
+    res.check("the dense net: < 55%", d["test accuracy"] < 0.55, f"{d['test accuracy']:.1%}")
+    gap = c["test accuracy"] - d["test accuracy"]
+    res.check("a gap of at least 25 points", gap >= 0.25, f"{gap:.1%}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q48
+@experiment(
+    48,
+    claim="At an equal parameter budget (626 vs 627 weights) and the same 100 epochs of Adam on "
+    "two spirals of 2.5 turns, a network of three hidden layers of 16 units reaches > 95% "
+    "test accuracy while one hidden layer of 125 units stays below 80%: depth composes simple "
+    "pieces into the winding boundary.",
+    helpers=(common.grid_predict,),
+)
+def deep_versus_shallow(quick: bool, out_dir: Path) -> Result:
+    seeds = (0,) if quick else (0, 1, 2)
+    rows, models = [], {}
+    for seed in seeds:
+        (x, y), (xt, yt) = em.datasets.spirals(n_samples=600, noise=0.2, turns=2.5, seed=seed)
+        for name, widths in (("deep: 16-16-16", [16, 16, 16]), ("shallow: 125", [125])):
+            em.set_seed(48 + seed)
+            model = common.mlp(widths, "relu", out_units=2)
+            model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+            model.fit(x, y, batch_size=64, epochs=100, verbose=0)
+            rows.append(
+                {
+                    "data seed": seed,
+                    "network": name,
+                    "parameters": model.count_params(),
+                    "train accuracy": common.accuracy(model, x, y),
+                    "test accuracy": common.accuracy(model, xt, yt),
+                }
+            )
+            models[name] = (model, x, y)
+    fig, axes = new_figure(ncols=2, size=(3.2, 3.1))
+    for ax, (name, (model, x, y)) in zip(axes, models.items()):
+        gx, gy, score = common.grid_predict(model, -1.2, 1.2)
+        ax.contourf(gx, gy, score > 0, levels=1, cmap="coolwarm", alpha=0.3)
+        ax.scatter(x[:, 0], x[:, 1], c=y, s=3, cmap="coolwarm")
+        ax.set_title(f"{name} ({model.count_params()} weights)", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "deep_vs_shallow")])
+    deep = [r["test accuracy"] for r in rows if r["network"].startswith("deep")]
+    shallow = [r["test accuracy"] for r in rows if r["network"].startswith("shallow")]
+    res.check(
+        "equal budgets",
+        abs(rows[0]["parameters"] - rows[1]["parameters"]) <= 1,
+        f"{rows[0]['parameters']} vs {rows[1]['parameters']}",
+    )
+    res.check("deep: > 95% on test", min(deep) > 0.95, ", ".join(f"{a:.1%}" for a in deep))
+    res.check("shallow: < 80%", max(shallow) < 0.8, ", ".join(f"{a:.1%}" for a in shallow))
+    return res

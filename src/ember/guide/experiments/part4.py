@@ -1,0 +1,863 @@
+"""Experiments for part 4 of the guide (optimization and training, questions 53-75)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+import ember as em
+from ember import layers
+from ember.guide.experiments import common
+from ember.guide.registry import Result, experiment, new_figure, save_figure
+
+
+# ---------------------------------------------------------------------------------- Q54
+@experiment(
+    54,
+    claim="A loss scores one example, the cost is what the optimizer minimises: ember's losses "
+    "with reduction='none' give the per-example values of the published formulas (to 1e-6), "
+    "the default is their mean over the batch (sample weights: sum(w * loss) / N), a kernel "
+    "regularizer adds its penalty to make the model's cost, and the cost's gradient is the "
+    "average of the per-example gradients.",
+)
+def loss_versus_cost(quick: bool, out_dir: Path) -> Result:
+    em.set_floatx("float64")  # exact comparisons (Experiment.run restores float32)
+    rng = np.random.default_rng(54)
+    n = 8
+    y = rng.integers(0, 2, (n, 1)).astype(np.float64)
+    p = rng.uniform(0.05, 0.95, (n, 1))
+    w = rng.uniform(0.5, 2.0, n)
+    bce_each = em.losses.BinaryCrossentropy(reduction="none")(y, p).numpy()
+    bce_formula = -(y * np.log(p) + (1 - y) * np.log(1 - p))[:, 0]
+    bce_cost = float(em.losses.BinaryCrossentropy()(y, p).item())
+    weighted = float(em.losses.BinaryCrossentropy()(y, p, sample_weight=w).item())
+    target, pred = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    mse_each = em.losses.MeanSquaredError(reduction="none")(target, pred).numpy()
+    mse_formula = np.mean((target - pred) ** 2, axis=1)
+    # the model's cost: the mean data loss plus the L2 penalty 0.01 * sum(W^2)
+    x = rng.normal(size=(n, 3))
+    model = em.Sequential([layers.Dense(1, kernel_regularizer=em.regularizers.L2(0.01))])
+    model.compile(optimizer="sgd", loss="mse")
+    yr = rng.normal(size=(n, 1))
+    cost = model.compute_loss(yr, model(x))
+    kernel, bias = model.layers[0].get_weights()
+    by_hand = np.mean((x @ kernel + bias - yr) ** 2) + 0.01 * np.sum(kernel**2)
+    cost.backward()
+    grad_cost = model.layers[0].kernel.grad.copy()
+    # the same gradient as the average of the n per-example gradients
+    per_example = []
+    for i in range(n):
+        model.layers[0].kernel.grad = None
+        model.compute_loss(yr[i : i + 1], model(x[i : i + 1])).backward()
+        per_example.append(model.layers[0].kernel.grad.copy())
+    grad_mean = np.mean(per_example, axis=0)
+    rows = [
+        {
+            "example": i,
+            "y": int(y[i, 0]),
+            "p": float(p[i, 0]),
+            "loss (ember)": float(bce_each[i]),
+            "-[y ln p + (1-y) ln(1-p)]": float(bce_formula[i]),
+            "sample weight": float(w[i]),
+        }
+        for i in range(n)
+    ]
+    fig, (ax,) = new_figure(size=(5, 3))
+    ax.bar(range(n), bce_each, color="tab:blue", label="loss of each example")
+    ax.axhline(bce_cost, color="k", ls="--", label=f"cost = mean = {bce_cost:.3f}")
+    ax.set_xlabel("example")
+    ax.set_ylabel("binary cross-entropy")
+    ax.legend(fontsize=8)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "loss_and_cost")])
+    res.values.update(cost=bce_cost, weighted_cost=weighted)
+    err = max(np.abs(bce_each - bce_formula).max(), np.abs(mse_each - mse_formula).max())
+    res.check("per-example losses follow the formulas", err < 1e-6, f"max diff {err:.1e}")
+    res.check(
+        "the default reduction is the batch mean",
+        abs(bce_cost - bce_formula.mean()) < 1e-9,
+        f"{bce_cost:.6f} vs mean {bce_formula.mean():.6f}",
+    )
+    res.check(
+        "sample weights: sum(w * loss) / N",
+        abs(weighted - np.sum(w * bce_formula) / n) < 1e-9,
+        f"{weighted:.6f}",
+    )
+    res.check(
+        "the model's cost = mean loss + L2 penalty",
+        abs(float(cost.item()) - by_hand) < 1e-9,
+        f"{float(cost.item()):.6f} vs {by_hand:.6f}",
+    )
+    gerr = float(np.abs(grad_cost - grad_mean).max())
+    res.check("the cost's gradient is the mean per-example gradient", gerr < 1e-9, f"{gerr:.1e}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q55
+@experiment(
+    55,
+    claim="A convolution's weights are its filters: Conv2D(f, k) on c channels has a kernel of "
+    "shape (k, k, c, f) and k*k*c*f + f parameters whatever the image size (18,496 for 3x3 "
+    "from 32 to 64 channels on 8x8, 32x32 and 128x128 inputs), and every output position "
+    "uses the same kernel, while a Dense layer joining the same maps would need over a "
+    "million times more weights on 128x128 images.",
+)
+def convolution_weights(quick: bool, out_dir: Path) -> Result:
+    rng = np.random.default_rng(55)
+    rows = []
+    for k, c, f in ((3, 32, 64), (5, 1, 6), (1, 64, 10)):
+        for size in (8, 32, 128):
+            conv = layers.Conv2D(f, k, padding="same")
+            conv(rng.random((1, size, size, c), dtype=np.float32))
+            kernel, bias = conv.get_weights()
+            dense = (size * size * c) * (size * size * f) + size * size * f
+            rows.append(
+                {
+                    "layer": f"Conv2D({f}, {k}) on {c} channels",
+                    "image": f"{size}x{size}",
+                    "kernel shape": str(kernel.shape),
+                    "parameters": conv.count_params(),
+                    "k*k*c*f + f": k * k * c * f + f,
+                    "Dense with the same inputs and outputs": dense,
+                }
+            )
+    # weight sharing: the output at two far-apart positions is the same dot product with the
+    # one kernel (VALID: position (r, c) sees x[r:r+3, c:c+3, :])
+    conv = layers.Conv2D(4, 3)
+    x = rng.random((1, 16, 16, 2), dtype=np.float32)
+    out = conv(x).numpy()[0]
+    kernel, bias = conv.get_weights()
+    shared = max(
+        float(np.abs(out[r, c] - np.tensordot(x[0, r : r + 3, c : c + 3], kernel, 3) - bias).max())
+        for r, c in ((0, 0), (5, 9), (13, 13))
+    )
+    fig, (ax,) = new_figure(size=(5, 3))
+    first = [r for r in rows if r["layer"].startswith("Conv2D(64")]
+    labels = [r["image"] for r in first]
+    ax.bar(np.arange(len(first)) - 0.2, [r["parameters"] for r in first], 0.4, label="Conv2D")
+    ax.bar(
+        np.arange(len(first)) + 0.2,
+        [r["Dense with the same inputs and outputs"] for r in first],
+        0.4,
+        label="Dense",
+    )
+    ax.set_xticks(range(len(first)), labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("weights (32 -> 64 maps)")
+    ax.legend(fontsize=8)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "weights")])
+    res.check(
+        "parameters = k*k*c*f + f for every layer and image size",
+        all(r["parameters"] == r["k*k*c*f + f"] for r in rows),
+    )
+    counts = {r["parameters"] for r in rows if r["layer"].startswith("Conv2D(64")}
+    res.check("3x3, 32 -> 64: 18,496 at every image size", counts == {18496}, str(counts))
+    ratio = first[-1]["Dense with the same inputs and outputs"] / first[-1]["parameters"]
+    res.check("a Dense layer would need > 1e6x more at 128x128", ratio > 1e6, f"{ratio:.2e}x")
+    res.check("every position uses the same kernel", shared < 1e-5, f"max diff {shared:.1e}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q62
+@experiment(
+    62,
+    claim="The weights set a unit's orientation and the bias its offset: on points labelled by "
+    "x1 + x2 > 3, a logistic unit with a bias learns a boundary parallel to the true one "
+    "(cosine > 0.99) at distance 3/sqrt(2) from the origin (within 5%) and classifies > 97% "
+    "right; without a bias its boundary must pass through the origin and it stays below 80%.",
+)
+def weights_and_bias(quick: bool, out_dir: Path) -> Result:
+    rng = np.random.default_rng(62)
+    x = rng.uniform(0, 3, (400, 2)).astype(np.float32)
+    y = (x.sum(1) > 3).astype(np.float32)[:, None]
+    rows, models = [], {}
+    for name, use_bias in (("with bias", True), ("without bias", False)):
+        model = em.Sequential([layers.Dense(1, use_bias=use_bias)])
+        model.compile(
+            optimizer=em.optimizers.Adam(0.1), loss=em.losses.BinaryCrossentropy(from_logits=True)
+        )
+        model.fit(x, y, batch_size=100, epochs=100 if quick else 250, verbose=0)
+        w = model.layers[0].kernel.numpy()[:, 0]
+        b = float(model.layers[0].bias.numpy()[0]) if use_bias else 0.0
+        acc = common.accuracy(model, x, y[:, 0].astype(np.int64))
+        rows.append(
+            {
+                "model": name,
+                "w1": float(w[0]),
+                "w2": float(w[1]),
+                "b": b,
+                "cosine(w, (1, 1))": float(w.sum() / (np.linalg.norm(w) * np.sqrt(2))),
+                "boundary's distance from origin": abs(b) / float(np.linalg.norm(w)),
+                "accuracy": acc,
+            }
+        )
+        models[name] = model
+    fig, axes = new_figure(ncols=2, size=(3.2, 3.0))
+    for ax, (name, model) in zip(axes, models.items()):
+        gx, gy, score = common.grid_predict(model, -0.5, 3.5, 100)
+        ax.contourf(gx, gy, score > 0, levels=1, cmap="coolwarm", alpha=0.3)
+        ax.scatter(x[:, 0], x[:, 1], c=y[:, 0], s=4, cmap="coolwarm")
+        ax.plot([0, 3], [3, 0], "k:", lw=1)
+        ax.plot(0, 0, "k+")
+        ax.set_title(name, fontsize=9)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "boundaries")])
+    bias, nobias = rows
+    target = 3 / np.sqrt(2)
+    dist = bias["boundary's distance from origin"]
+    res.check(
+        "bias: orientation parallel",
+        bias["cosine(w, (1, 1))"] > 0.99,
+        f"cosine {bias['cosine(w, (1, 1))']:.4f}",
+    )
+    res.check(
+        "bias: offset 3/sqrt(2) (within 5%)",
+        abs(dist / target - 1) < 0.05,
+        f"{dist:.3f} vs {target:.3f}",
+    )
+    res.check("bias: > 97% right", bias["accuracy"] > 0.97, f"{bias['accuracy']:.1%}")
+    res.check("no bias: < 80%", nobias["accuracy"] < 0.8, f"{nobias['accuracy']:.1%}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q63
+def _mlp_by_hand(x, y, w1, b1, w2, b2):
+    """Forward and backward of tanh MLP + softmax cross-entropy in NumPy, by the chain rule."""
+    z1 = x @ w1 + b1  # forward, keeping what backward needs
+    h = np.tanh(z1)
+    z2 = h @ w2 + b2
+    e = np.exp(z2 - z2.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    n = len(x)
+    loss = -np.mean(np.log(p[np.arange(n), y]))
+    dz2 = p.copy()  # backward: d loss / d z2 = (p - onehot(y)) / n
+    dz2[np.arange(n), y] -= 1
+    dz2 /= n
+    dw2, db2 = h.T @ dz2, dz2.sum(0)
+    dz1 = (dz2 @ w2.T) * (1 - h**2)  # through tanh: tanh' = 1 - tanh^2
+    dw1, db1 = x.T @ dz1, dz1.sum(0)
+    return loss, z2, (dw1, db1, dw2, db2)
+
+
+@experiment(
+    63,
+    claim="Forward propagation computes the layers in turn and backpropagation applies the "
+    "chain rule from the loss back: ember's forward output and loss equal a NumPy "
+    "transcription (to 1e-12 in float64), its backward gradients equal the hand-derived "
+    "ones (to 1e-12), and central finite differences agree with every weight's gradient "
+    "(relative error < 1e-6).",
+    helpers=(_mlp_by_hand,),
+)
+def forward_and_backward(quick: bool, out_dir: Path) -> Result:
+    from ember.guide import model_gradcheck
+
+    em.set_floatx("float64")
+    rng = np.random.default_rng(63)
+    x = rng.normal(size=(16, 5))
+    y = rng.integers(0, 3, 16)
+    model = em.Sequential([layers.Dense(8, activation="tanh"), layers.Dense(3)])
+    logits = model(x)
+    loss = common.classifier_loss()(y, logits)
+    loss.backward()
+    weights = [w.astype(np.float64) for w in model.get_weights()]
+    hand_loss, hand_logits, hand_grads = _mlp_by_hand(x, y, *weights)
+    names = ["layer 1 kernel", "layer 1 bias", "layer 2 kernel", "layer 2 bias"]
+    ember_grads = [p.grad for p in model.trainable_weights]
+    report = model_gradcheck(model, x, y, common.classifier_loss(), samples=None)
+    rows = []
+    for name, g, h, r in zip(names, ember_grads, hand_grads, report.rows):
+        rows.append(
+            {
+                "weight": name,
+                "shape": str(g.shape),
+                "max |ember - by hand|": float(np.abs(g - h).max()),
+                "relative error vs finite differences": r["relative error"],
+            }
+        )
+    fwd = max(float(np.abs(logits.numpy() - hand_logits).max()), abs(loss.item() - hand_loss))
+    fig, (ax,) = new_figure(size=(5, 3))
+    ax.bar(range(4), [max(r["relative error vs finite differences"], 1e-18) for r in rows])
+    ax.set_xticks(range(4), [n.replace("layer ", "L") for n in names], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("relative error vs finite differences")
+    res = Result(
+        table=rows, figures=[save_figure(fig, out_dir, "gradcheck")], notes=report.format()
+    )
+    res.check("forward: output and loss match NumPy", fwd < 1e-12, f"{fwd:.1e}")
+    bwd = max(r["max |ember - by hand|"] for r in rows)
+    res.check("backward: gradients match the hand chain rule", bwd < 1e-12, f"{bwd:.1e}")
+    res.check(
+        "finite differences agree (relative error < 1e-6)",
+        report.passed and report.worst < 1e-6,
+        f"worst {report.worst:.1e}",
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q65
+def _central_jacobian(f, x, h=1e-6):
+    """J[i, j] = d f_i / d x_j by central differences (f: NumPy vector -> vector)."""
+    cols = []
+    for j in range(len(x)):
+        e = np.zeros_like(x)
+        e[j] = h
+        cols.append((f(x + e) - f(x - e)) / (2 * h))
+    return np.stack(cols, 1)
+
+
+@experiment(
+    65,
+    claim="The chain rule, checked numerically in float64: for z = tanh(x^2) autograd gives "
+    "(1 - tanh^2(x^2)) * 2x; where paths fork their contributions add (z = x*y + exp(x) gives "
+    "dz/dx = y + exp(x)); for vector functions the gradient is the product of Jacobians "
+    "J_g^T J_f^T v; and through 10 nested tanh layers it is the product of the 10 local "
+    "derivatives. Each agrees with central differences to 1e-8.",
+    helpers=(_central_jacobian,),
+)
+def chain_rule(quick: bool, out_dir: Path) -> Result:
+    em.set_floatx("float64")
+    rng = np.random.default_rng(65)
+    h = 1e-6
+    rows = []
+    # 1) a composition: z = f(g(x)) with g = x^2, f = tanh
+    xs = np.linspace(-2, 2, 41)
+    x = em.tensor(xs, requires_grad=True)
+    (x * x).tanh().sum().backward()
+    chain = (1 - np.tanh(xs**2) ** 2) * 2 * xs  # f'(g(x)) * g'(x)
+    numeric = (np.tanh((xs + h) ** 2) - np.tanh((xs - h) ** 2)) / (2 * h)
+    rows.append(
+        {
+            "case": "tanh(x^2), 41 points",
+            "max |autograd - chain rule|": float(np.abs(x.grad - chain).max()),
+            "max |autograd - finite diff.|": float(np.abs(x.grad - numeric).max()),
+        }
+    )
+    # 2) two paths from x to z: their derivatives add
+    a, b = em.tensor(0.7, requires_grad=True), em.tensor(-1.3, requires_grad=True)
+    (a * b + a.exp()).backward()
+
+    def fork(u, v):
+        return u * v + np.exp(u)
+
+    num_a = (fork(0.7 + h, -1.3) - fork(0.7 - h, -1.3)) / (2 * h)
+    num_b = (fork(0.7, -1.3 + h) - fork(0.7, -1.3 - h)) / (2 * h)
+    rows.append(
+        {
+            "case": "x*y + exp(x): dz/dx, dz/dy",
+            "max |autograd - chain rule|": max(
+                abs(float(a.grad) - (-1.3 + np.exp(0.7))), abs(float(b.grad) - 0.7)
+            ),
+            "max |autograd - finite diff.|": max(
+                abs(float(a.grad) - num_a), abs(float(b.grad) - num_b)
+            ),
+        }
+    )
+    # 3) vectors: L = v . f(g(x)), g(x) = W x, f = tanh elementwise
+    w, v, x0 = rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=3)
+    xv = em.tensor(x0, requires_grad=True)
+    ((em.tensor(w) @ xv).tanh() * em.tensor(v)).sum().backward()
+    j_g = _central_jacobian(lambda u: w @ u, x0)  # (4, 3)
+    j_f = _central_jacobian(np.tanh, w @ x0)  # (4, 4), diagonal
+    product = j_g.T @ j_f.T @ v
+    exact = w.T @ ((1 - np.tanh(w @ x0) ** 2) * v)
+    rows.append(
+        {
+            "case": "v . tanh(W x): J_g^T J_f^T v",
+            "max |autograd - chain rule|": float(np.abs(xv.grad - exact).max()),
+            "max |autograd - finite diff.|": float(np.abs(xv.grad - product).max()),
+        }
+    )
+    # 4) a deep chain: z = tanh(a_10 tanh(... tanh(a_1 x)))
+    coef = rng.uniform(0.8, 1.6, 10)
+    t = em.tensor(0.3, requires_grad=True)
+    z = t
+    for c in coef:
+        z = (z * float(c)).tanh()
+    z.backward()
+    u, local = 0.3, []
+    for c in coef:  # the local derivative of each layer, forward along the chain
+        u = np.tanh(c * u)
+        local.append(c * (1 - u**2))
+
+    def deep(s):
+        for c in coef:
+            s = np.tanh(c * s)
+        return s
+
+    rows.append(
+        {
+            "case": "10 nested tanh layers",
+            "max |autograd - chain rule|": abs(float(t.grad) - float(np.prod(local))),
+            "max |autograd - finite diff.|": abs(
+                float(t.grad) - (deep(0.3 + h) - deep(0.3 - h)) / (2 * h)
+            ),
+        }
+    )
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    axes[0].plot(xs, np.tanh(xs**2), label="z = tanh(x^2)")
+    axes[0].plot(xs, x.grad, label="dz/dx (autograd)")
+    axes[0].plot(xs[::3], numeric[::3], "k.", label="finite differences")
+    axes[0].legend(fontsize=7)
+    axes[1].semilogy(range(1, 11), np.abs(np.cumprod(local)), "o-", ms=3)
+    axes[1].set_xlabel("layer")
+    axes[1].set_title("|dz_l / dx|: product of local derivatives", fontsize=8)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "chain_rule")])
+    for r in rows:
+        worst = max(r["max |autograd - chain rule|"], r["max |autograd - finite diff.|"])
+        res.check(f"{r['case']}: agrees to 1e-8", worst < 1e-8, f"{worst:.1e}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q72
+@experiment(
+    72,
+    claim="The update is w <- w - lr * dL/dw: one SGD step (optimizer or model.train_on_batch) "
+    "moves every weight by exactly -lr times its gradient (to 1e-12 in float64), momentum "
+    "follows m <- 0.9 m - lr g, w <- w + m, Nesterov w <- w + 0.9 m - lr g, and decoupled "
+    "weight decay subtracts lr * lambda * w, each step after step as written.",
+)
+def update_formula(quick: bool, out_dir: Path) -> Result:
+    em.set_floatx("float64")
+    rng = np.random.default_rng(72)
+    x, y = rng.normal(size=(32, 4)), rng.normal(size=(32, 1))
+    lr, steps = 0.1, 5
+    rows, paths = [], {}
+    variants = {
+        "plain SGD": dict(),
+        "momentum 0.9": dict(momentum=0.9),
+        "Nesterov 0.9": dict(momentum=0.9, nesterov=True),
+        "weight decay 0.1": dict(weight_decay=0.1),
+    }
+    for name, kw in variants.items():
+        em.set_seed(72)
+        model = em.Sequential([layers.Dense(1)])
+        model(x)
+        opt = em.optimizers.SGD(lr, params=model.trainable_weights, **kw)
+        w = [p.numpy().copy() for p in model.trainable_weights]  # the hand-kept copy
+        m = [np.zeros_like(a) for a in w]
+        worst, path = 0.0, [w[0][:2, 0].copy()]
+        for _ in range(steps):
+            em.losses.MeanSquaredError()(y, model(x)).backward()
+            grads = [p.grad.copy() for p in model.trainable_weights]
+            opt.step()
+            opt.zero_grad()
+            for i, g in enumerate(grads):  # the formula, in NumPy
+                if "decay" in name:
+                    w[i] = w[i] - lr * kw["weight_decay"] * w[i]
+                if "momentum" in kw:
+                    m[i] = 0.9 * m[i] - lr * g
+                    w[i] = w[i] + (0.9 * m[i] - lr * g if kw.get("nesterov") else m[i])
+                else:
+                    w[i] = w[i] - lr * g
+            now = [p.numpy() for p in model.trainable_weights]
+            worst = max(worst, *(float(np.abs(a - b).max()) for a, b in zip(now, w)))
+            path.append(now[0][:2, 0].copy())
+        paths[name] = np.array(path)
+        rows.append(
+            {
+                "update": name,
+                "steps": steps,
+                "max |ember - formula|": worst,
+                "final loss": float(em.losses.MeanSquaredError()(y, model(x)).item()),
+            }
+        )
+    # the same rule inside model.train_on_batch (what fit runs for every batch)
+    em.set_seed(72)
+    model = em.Sequential([layers.Dense(1)])
+    model.compile(optimizer=em.optimizers.SGD(lr), loss="mse")
+    model(x)
+    before = [p.numpy().copy() for p in model.trainable_weights]
+    em.losses.MeanSquaredError()(y, model(x)).backward()
+    grads = [p.grad.copy() for p in model.trainable_weights]
+    model.train_on_batch(x, y)
+    fit_err = max(
+        float(np.abs(p.numpy() - (b - lr * g)).max())
+        for p, b, g in zip(model.trainable_weights, before, grads)
+    )
+    rows.append(
+        {
+            "update": "model.train_on_batch (SGD)",
+            "steps": 1,
+            "max |ember - formula|": fit_err,
+            "final loss": float("nan"),
+        }
+    )
+    fig, (ax,) = new_figure(size=(4.5, 3.5))
+    for name, path in paths.items():
+        ax.plot(path[:, 0], path[:, 1], "o-", ms=3, label=name)
+    ax.set_xlabel("w1")
+    ax.set_ylabel("w2")
+    ax.set_title(f"the first two weights over {steps} steps", fontsize=9)
+    ax.legend(fontsize=7)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "updates")])
+    for r in rows:
+        res.check(
+            f"{r['update']}: every step as the formula",
+            r["max |ember - formula|"] < 1e-12,
+            f"max diff {r['max |ember - formula|']:.1e}",
+        )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q73
+@experiment(
+    73,
+    claim="The learning rate is the step size: on the loss a/2 (w - 3)^2 gradient descent "
+    "converges for every lr < 2/a and diverges above it, lr = 1/a lands on the minimum in one "
+    "step, and a tiny rate barely moves; schedules change it over training: ember's "
+    "exponential, step and warm-up + cosine schedules give the rate of their formulas at every "
+    "step, and the optimizer applies exactly that rate.",
+)
+def learning_rate(quick: bool, out_dir: Path) -> Result:
+    em.set_floatx("float64")
+    a = 4.0  # the curvature: the largest stable rate is 2 / a = 0.5
+    rows, paths = [], {}
+    for factor in (0.01, 0.5, 1.0, 1.5, 1.9, 2.1):
+        lr = factor / a
+        w = em.Parameter(np.zeros(1))
+        opt = em.optimizers.SGD(lr, params=[w])
+        path = [0.0]
+        for _ in range(30):
+            (0.5 * a * (w - 3.0) ** 2).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            path.append(float(w.numpy()[0]))
+        paths[factor] = path
+        # GD on this loss: w_t - 3 = (1 - lr a)^t (w_0 - 3), so |1 - lr a| < 1 decides
+        rows.append(
+            {
+                "lr": lr,
+                "lr * a": factor,
+                "|1 - lr a|": abs(1 - factor),
+                "distance to minimum after 1 step": abs(path[1] - 3),
+                "after 30 steps": abs(path[-1] - 3),
+                "formula 3|1 - lr a|^30": 3 * abs(1 - factor) ** 30,
+            }
+        )
+    schedules = {
+        "ExponentialDecay(0.1, 100, 0.5)": (
+            em.schedules.ExponentialDecay(0.1, 100, 0.5),
+            lambda s: 0.1 * 0.5 ** (s / 100),
+        ),
+        "StepDecay(0.1, 100, 0.1)": (
+            em.schedules.StepDecay(0.1, 100, 0.1),
+            lambda s: 0.1 * 0.1 ** (s // 100),
+        ),
+        "warm-up 50 steps to 0.1, cosine over 250": (
+            em.schedules.CosineDecay(0.0, 250, warmup_target=0.1, warmup_steps=50),
+            lambda s: (
+                0.1 * s / 50
+                if s < 50
+                else 0.1 * 0.5 * (1 + math.cos(math.pi * min(s - 50, 250) / 250))
+            ),
+        ),
+    }
+    steps = np.arange(300)
+    sched_err = {
+        name: max(abs(sched(int(s)) - formula(int(s))) for s in steps)
+        for name, (sched, formula) in schedules.items()
+    }
+    # the optimizer uses schedule(iterations): one weight with gradient 1 moves by lr(t) each step
+    sched = schedules["warm-up 50 steps to 0.1, cosine over 250"][0]
+    w = em.Parameter(np.zeros(1))
+    opt = em.optimizers.SGD(sched, params=[w])
+    moved = []
+    for _ in range(60):
+        before = float(w.numpy()[0])
+        w.sum().backward()
+        opt.step()
+        opt.zero_grad()
+        moved.append(before - float(w.numpy()[0]))
+    applied = max(abs(m - sched(t)) for t, m in enumerate(moved))
+    fig, axes = new_figure(ncols=2, size=(3.8, 3))
+    for factor, path in paths.items():
+        axes[0].plot(path, label=f"lr = {factor:g}/a")
+    axes[0].axhline(3, color="k", ls=":")
+    axes[0].set_ylim(-4, 10)
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("w")
+    axes[0].legend(fontsize=6)
+    for name, (sched_, _) in schedules.items():
+        axes[1].plot(steps, [sched_(int(s)) for s in steps], label=name)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("learning rate")
+    axes[1].legend(fontsize=6)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "learning_rate")])
+    for r in rows:
+        res.values[f"lr*a={r['lr * a']:g}"] = r["after 30 steps"]
+    res.check(
+        "below 2/a converges, above diverges",
+        all((r["after 30 steps"] < 3) == (r["lr * a"] < 2) for r in rows),
+        ", ".join(f"{r['lr * a']:g}/a: {r['after 30 steps']:.2g}" for r in rows),
+    )
+    res.check(
+        "every run follows |w_t - 3| = 3|1 - lr a|^t",
+        all(
+            abs(r["after 30 steps"] - r["formula 3|1 - lr a|^30"])
+            < 1e-9 * max(1, r["formula 3|1 - lr a|^30"])
+            for r in rows
+        ),
+    )
+    res.check(
+        "lr = 1/a: the minimum in one step", rows[2]["distance to minimum after 1 step"] < 1e-12
+    )
+    res.check(
+        "lr = 0.01/a: moves < 1% of the way in one step",
+        rows[0]["distance to minimum after 1 step"] > 0.99 * 3,
+    )
+    worst = max(sched_err.values())
+    res.check("schedules follow their formulas", worst < 1e-12, f"max diff {worst:.1e}")
+    res.check("the optimizer applies lr(iterations)", applied < 1e-12, f"max diff {applied:.1e}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q69
+def _on_canvas(images, row: int, col: int, size: int = 16):
+    """The 8x8 images pasted with their top-left corner at (row, col) of a blank canvas."""
+    out = np.zeros((len(images), size, size, 1), np.float32)
+    out[:, row : row + 8, col : col + 8] = images
+    return out
+
+
+@experiment(
+    69,
+    claim="A CNN's structure matches images: trained only on digits at the centre of a 16x16 "
+    "canvas, a small CNN (shared filters, 2x2 pooling, global max pooling) recognises the "
+    "same test digits moved by 2 pixels in any direction within 3 points of its accuracy on "
+    "centred ones, while a dense network, as good on centred digits, falls below 20% on the "
+    "moved ones. (Shifts by an odd number of pixels cost the CNN more: 2x2 pooling is "
+    "invariant only to shifts by its stride.)",
+    helpers=(_on_canvas,),
+)
+def cnn_fits_images(quick: bool, out_dir: Path) -> Result:
+    (x, y), (xt, yt) = common.digits()
+    train = _on_canvas(x, 4, 4)
+    places = {
+        "centre (4, 4)": (4, 4),
+        "up-left 2": (2, 2),
+        "down-right 2": (6, 6),
+        "right 2": (4, 6),
+        "up 2, right 2": (2, 6),
+        "odd: up 1, right 1": (3, 5),
+    }
+    tests = {name: _on_canvas(xt, r, c) for name, (r, c) in places.items()}
+    models = {
+        "CNN": em.Sequential(
+            [
+                layers.Conv2D(8, 3, padding="same", activation="relu"),
+                layers.MaxPool2D(),
+                layers.Conv2D(16, 3, padding="same", activation="relu"),
+                layers.GlobalMaxPooling2D(),
+                layers.Dense(10),
+            ]
+        ),
+        "dense": em.Sequential(
+            [layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(10)]
+        ),
+    }
+    rows = []
+    for name, model in models.items():
+        model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+        model.fit(train, y, batch_size=64, epochs=4 if quick else 10, verbose=0)
+        row = {"model": name, "parameters": model.count_params()}
+        row.update({place: common.accuracy(model, t, yt) for place, t in tests.items()})
+        rows.append(row)
+    fig, axes = new_figure(ncols=2, size=(3.6, 3.1))
+    axes[0].imshow(
+        np.hstack([tests["centre (4, 4)"][0, :, :, 0], tests["up-left 2"][0, :, :, 0]]),
+        cmap="gray_r",
+    )
+    axes[0].set_title("a test digit: centred / moved", fontsize=8)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    for i, r in enumerate(rows):
+        axes[1].bar(
+            np.arange(len(places)) + 0.4 * i - 0.2, [r[p] for p in places], 0.4, label=r["model"]
+        )
+    axes[1].set_xticks(
+        range(len(places)), [p.split(" (")[0] for p in places], rotation=60, fontsize=6
+    )
+    axes[1].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "shifted_digits")])
+    cnn, dense = rows
+    even = [p for p in places if not p.startswith(("centre", "odd"))]
+    drop = max(cnn["centre (4, 4)"] - cnn[p] for p in even)
+    res.check("CNN: moved by 2, within 3 points", drop < 0.03, f"largest drop {drop:.1%}")
+    res.check(
+        "dense: as good on centred digits (> 85%)",
+        dense["centre (4, 4)"] > 0.85,
+        f"{dense['centre (4, 4)']:.1%} vs the CNN's {cnn['centre (4, 4)']:.1%}",
+    )
+    worst = max(dense[p] for p in even)
+    res.check("dense: below 20% on every move", worst < 0.2, f"at most {worst:.1%}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q61
+def _dead_units(model, x) -> np.ndarray:
+    """True for each unit of the first Dense layer whose pre-activation is <= 0 on every row
+    of x: it outputs ReLU(z) = 0 everywhere, and its weights get zero gradient."""
+    with em.no_grad():
+        z = model.layers[0](x).numpy()
+    return ~np.any(z > 0, axis=0)
+
+
+@experiment(
+    61,
+    claim="One epoch of SGD at a too-large learning rate (2.0) kills most units of a digits "
+    "MLP (> 70% never fire on any training image, as DeadNeuronMonitor reports), where lr = "
+    "0.05 leaves < 10% dead; a dead ReLU gets exactly zero gradient, so 5 more epochs of Adam "
+    "leave its weights bit-for-bit unchanged, while with the same weights under LeakyReLU(0.1) "
+    "at least 25% of the dead units come back to life and test accuracy ends higher.",
+    helpers=(_dead_units,),
+)
+def dead_relus(quick: bool, out_dir: Path) -> Result:
+    (x, y), (xt, yt) = common.digits()
+    x, xt = x.reshape(len(x), -1), xt.reshape(len(xt), -1)
+    rows, dead = [], {}
+    for lr in (0.05, 2.0):
+        em.set_seed(61)
+        model = em.Sequential([layers.Dense(64), layers.ReLU(), layers.Dense(10)])
+        model.compile(optimizer=em.optimizers.SGD(lr), loss=common.classifier_loss())
+        monitor = em.callbacks.DeadNeuronMonitor(x)
+        with np.errstate(all="ignore"):  # the large rate overflows on purpose
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[monitor])
+        dead[lr] = _dead_units(model, x)
+        (reported,) = [v[-1] for v in monitor.history.values()]
+        rows.append(
+            {
+                "run": f"1 epoch of SGD, lr = {lr:g}",
+                "dead units": float(dead[lr].mean()),
+                "DeadNeuronMonitor": reported,
+                "revived": "-",
+                "dead weights unchanged": "-",
+                "test accuracy": common.accuracy(model, xt, yt),
+            }
+        )
+    killed, weights = dead[2.0], model.get_weights()
+    for name, act in (("ReLU", layers.ReLU()), ("LeakyReLU(0.1)", layers.LeakyReLU(0.1))):
+        em.set_seed(61)
+        again = em.Sequential([layers.Dense(64), act, layers.Dense(10)])
+        again(x[:1])
+        again.set_weights(weights)  # the damaged network, with another activation
+        again.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+        again.fit(x, y, batch_size=64, epochs=5, verbose=0)
+        now = _dead_units(again, x)
+        unchanged = np.array_equal(
+            again.layers[0].kernel.numpy()[:, killed], weights[0][:, killed]
+        )
+        rows.append(
+            {
+                "run": f"then 5 epochs of Adam with {name}",
+                "dead units": float(now.mean()),
+                "DeadNeuronMonitor": "-",
+                "revived": float(np.sum(killed & ~now) / np.sum(killed)),
+                "dead weights unchanged": bool(unchanged),
+                "test accuracy": common.accuracy(again, xt, yt),
+            }
+        )
+    fig, (ax,) = new_figure(size=(5.5, 3))
+    ax.barh(range(len(rows)), [r["dead units"] for r in rows], color="tab:gray")
+    ax.set_yticks(range(len(rows)), [r["run"] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of dead units (never > 0 on the training set)")
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "dead_units")])
+    low, high, relu, leaky = rows
+    res.check("lr = 2 kills > 70%", high["dead units"] > 0.7, f"{high['dead units']:.0%}")
+    res.check("lr = 0.05 leaves < 10% dead", low["dead units"] < 0.1, f"{low['dead units']:.0%}")
+    res.check(
+        "DeadNeuronMonitor counts the same",
+        all(abs(r["dead units"] - r["DeadNeuronMonitor"]) < 1e-9 for r in (low, high)),
+    )
+    res.check(
+        "ReLU: dead weights unchanged, none revived",
+        relu["dead weights unchanged"] and relu["revived"] == 0,
+    )
+    res.check("LeakyReLU revives >= 25%", leaky["revived"] >= 0.25, f"{leaky['revived']:.0%}")
+    res.check(
+        "LeakyReLU ends more accurate",
+        leaky["test accuracy"] > relu["test accuracy"],
+        f"{leaky['test accuracy']:.1%} vs {relu['test accuracy']:.1%}",
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q68
+def _deep_relu_net(batch_norm: bool, depth: int = 6, width: int = 64):
+    """Dense -> [BatchNormalization] -> ReLU, ``depth`` times, then a 10-way output."""
+    stack = []
+    for _ in range(depth):
+        stack.append(layers.Dense(width, use_bias=not batch_norm))  # BN's beta is the bias
+        if batch_norm:
+            stack.append(layers.BatchNormalization(momentum=0.9))
+        stack.append(layers.Activation("relu"))
+    return em.Sequential([*stack, layers.Dense(10)])
+
+
+@experiment(
+    68,
+    claim="Batch normalization makes large learning rates usable: a 6-layer ReLU net on digits "
+    "trained with plain SGD for 3 epochs gets its training loss below 0.5 at lr = 1 with "
+    "batch norm, while without it the same rate makes no progress (loss above 2.0; chance is "
+    "ln 10 = 2.3) and lr = 3 overflows; with batch norm even lr = 3 trains (loss < 1), and "
+    "its best run beats the best run without it by a wide margin (loss less than half).",
+    helpers=(_deep_relu_net,),
+)
+def batchnorm_allows_higher_rates(quick: bool, out_dir: Path) -> Result:
+    (x, y), (xt, yt) = common.digits()
+    x, xt = x.reshape(len(x), -1), xt.reshape(len(xt), -1)
+    epochs = 3 if quick else 8
+    rows, curves = [], {}
+    for lr in (0.01, 0.1, 1.0, 3.0):
+        for bn in (False, True):
+            em.set_seed(68)
+            model = _deep_relu_net(bn)
+            model.compile(optimizer=em.optimizers.SGD(lr), loss=common.classifier_loss())
+            with np.errstate(all="ignore"):  # lr = 3 without batch norm overflows on purpose
+                history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
+                acc = common.accuracy(model, xt, yt)
+            # the loss after the first `epochs` = 3 epochs, so quick and full runs compare
+            loss = history.history["loss"][2]
+            curves[(lr, bn)] = history.history["loss"]
+            rows.append(
+                {
+                    "learning rate": lr,
+                    "batch norm": bn,
+                    "training loss after 3 epochs": loss,
+                    f"test accuracy after {epochs} epochs": acc,
+                }
+            )
+    fig, axes = new_figure(ncols=2, size=(3.5, 3))
+    for ax, bn in zip(axes, (False, True)):
+        for lr in (0.01, 0.1, 1.0, 3.0):
+            ax.plot(
+                range(1, epochs + 1),
+                np.nan_to_num(curves[(lr, bn)], nan=2.5),
+                "o-",
+                ms=3,
+                label=f"lr = {lr:g}",
+            )
+        ax.set_ylim(0, 2.5)
+        ax.set_title("with batch norm" if bn else "without (NaN drawn at 2.5)", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("training loss")
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "batchnorm_rates")])
+    loss = {(r["learning rate"], r["batch norm"]): r["training loss after 3 epochs"] for r in rows}
+    res.check("BN, lr = 1: loss < 0.5", loss[(1.0, True)] < 0.5, f"{loss[(1.0, True)]:.3f}")
+    res.check(
+        "no BN, lr = 1: no progress (> 2.0)", loss[(1.0, False)] > 2.0, f"{loss[(1.0, False)]:.3f}"
+    )
+    res.check(
+        "no BN, lr = 3: overflows", not np.isfinite(loss[(3.0, False)]), f"{loss[(3.0, False)]}"
+    )
+    res.check("BN, lr = 3: loss < 1", loss[(3.0, True)] < 1, f"{loss[(3.0, True)]:.3f}")
+    best_bn = min(v for (lr, bn), v in loss.items() if bn)
+    best_plain = min(v for (lr, bn), v in loss.items() if not bn and np.isfinite(v))
+    res.check(
+        "BN's best < half the plain best",
+        best_bn < 0.5 * best_plain,
+        f"{best_bn:.3f} vs {best_plain:.3f}",
+    )
+    return res
