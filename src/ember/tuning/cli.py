@@ -14,7 +14,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "tune",
         help="hyperparameter search (grid, random, Bayesian) from a TOML config",
-        description=__doc__.splitlines()[0],
+        description="Run the hyperparameter search a TOML config describes "
+        "(see examples/tune_digits.toml).",
     )
     p.add_argument("config", help="the TOML file (see examples/tune_digits.toml)")
     p.add_argument("--max-trials", type=int, help="trials in the study (overrides the config)")

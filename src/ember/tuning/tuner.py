@@ -59,6 +59,19 @@ def _quiet_experimental():
         yield
 
 
+@contextmanager
+def _optuna_log(verbose: int):
+    """Optuna logs every trial at INFO; ember prints its own line, so show Optuna's log only
+    with verbose >= 2 (and restore the level after, it is global)."""
+    logging = _optuna().logging
+    old = logging.get_verbosity()
+    logging.set_verbosity(logging.INFO if verbose >= 2 else logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(old)
+
+
 def _derive_seed(*ints: int) -> int:
     """A 32-bit seed from a tuple of non-negative ints (NumPy's SeedSequence mixes them)."""
     return int(np.random.SeedSequence([int(i) for i in ints]).generate_state(1)[0])
@@ -295,7 +308,7 @@ class Tuner:
         if self._study is None:
             optuna = _optuna()
             direction = "minimize" if self.direction == "min" else "maximize"
-            with _quiet_experimental():
+            with _quiet_experimental(), _optuna_log(self.verbose):
                 study = optuna.create_study(
                     storage=self._make_storage(),
                     sampler=self._make_sampler(),
@@ -324,7 +337,8 @@ class Tuner:
 
     def enqueue(self, params: Mapping[str, Any]) -> None:
         """Run these parameter values next (a known-good default, say), before the sampler's."""
-        self.study.enqueue_trial(dict(params))
+        with _optuna_log(self.verbose):
+            self.study.enqueue_trial(dict(params))
 
     # ------------------------------------------------------------------ the search
     @property
@@ -355,11 +369,7 @@ class Tuner:
             raise EmberValueError(f"{type(self).__name__}.search: give max_trials")
         fit_kwargs.setdefault("verbose", 0)
         self._data = (x, y, list(callbacks or []), fit_kwargs)
-        old_level = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(
-            optuna.logging.INFO if self.verbose >= 2 else optuna.logging.ERROR
-        )
-        try:
+        with _optuna_log(self.verbose):
             study = self.study
             self._requeue_interrupted()
             if self.verbose:
@@ -369,6 +379,7 @@ class Tuner:
                     f"{self.budget} trials, {done} already in study {self.study_name!r}",
                     flush=True,
                 )
+            # whether dead workers' trials are noticed (Optuna keeps this helper private)
             from optuna.storages._heartbeat import is_heartbeat_enabled
 
             heartbeat = is_heartbeat_enabled(study._storage)
@@ -381,14 +392,12 @@ class Tuner:
                     if heartbeat and any(t.state.name == "RUNNING" for t in trials):
                         # other workers are finishing the last trials; if one of them dies,
                         # its trial comes back (as a retry) for this worker to run
-                        time.sleep(min(1.0, self.heartbeat_interval / 2))
+                        time.sleep(min(1.0, (self.heartbeat_interval or 2) / 2))
                         continue
                     break
                 study.optimize(
                     self._objective, n_trials=1, catch=(_TrialFailed,), callbacks=[self._report]
                 )
-        finally:
-            optuna.logging.set_verbosity(old_level)
         if self.verbose:
             try:
                 best = self.best_trial
