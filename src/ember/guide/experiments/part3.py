@@ -143,3 +143,168 @@ def deep_versus_shallow(quick: bool, out_dir: Path) -> Result:
     res.check("deep: > 95% on test", min(deep) > 0.95, ", ".join(f"{a:.1%}" for a in deep))
     res.check("shallow: < 80%", max(shallow) < 0.8, ", ".join(f"{a:.1%}" for a in shallow))
     return res
+
+
+# ---------------------------------------------------------------------------------- Q47
+@experiment(
+    47,
+    claim="Training longer does not prevent overfitting, it causes it: a 256-unit net on 150 "
+    "digits reaches its lowest validation loss in the first third of training, then "
+    "validation loss rises by more than 15% while the training loss keeps falling below 0.01; "
+    "what does help, at the same number of epochs: weight decay (AdamW) ends with a lower "
+    "validation loss, and four times the data with less than half of it.",
+)
+def more_epochs_overfit(quick: bool, out_dir: Path) -> Result:
+    (x, y), (xt, yt) = common.digits()
+    x, xt = x.reshape(len(x), -1), xt.reshape(len(xt), -1)
+    n, epochs = 150, 60 if quick else 150
+    runs = {
+        "plain, 150 examples": (em.optimizers.Adam(0.01), n),
+        "weight decay (AdamW 0.5)": (em.optimizers.AdamW(0.01, weight_decay=0.5), n),
+        "4x the data (600 examples)": (em.optimizers.Adam(0.01), 4 * n),
+    }
+    rows, curves = [], {}
+    for name, (opt, m) in runs.items():
+        em.set_seed(47)
+        model = common.mlp([256], "relu", out_units=10)
+        model.compile(optimizer=opt, loss=common.classifier_loss())
+        # the same number of updates per epoch for every run: 3 batches
+        history = model.fit(
+            x[:m], y[:m], batch_size=m // 3, epochs=epochs, verbose=0, validation_data=(xt, yt)
+        )
+        loss, val = history.history["loss"], history.history["val_loss"]
+        curves[name] = (loss, val)
+        best = int(np.argmin(val))
+        rows.append(
+            {
+                "run": name,
+                "best epoch": best + 1,
+                "best val loss": val[best],
+                "final val loss": val[-1],
+                "rise after best": val[-1] / val[best] - 1,
+                "final train loss": loss[-1],
+                "test accuracy": common.accuracy(model, xt, yt),
+            }
+        )
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    for name, (loss, val) in curves.items():
+        (line,) = axes[0].plot(val, label=name)
+        axes[1].plot(loss, color=line.get_color())
+    axes[0].set_title("validation loss", fontsize=9)
+    axes[1].set_title("training loss", fontsize=9)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=6)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "longer_training")])
+    plain, decay, data = rows
+    res.check(
+        "plain: best in the first third",
+        plain["best epoch"] <= epochs / 3,
+        f"epoch {plain['best epoch']} of {epochs}",
+    )
+    res.check(
+        "plain: then validation loss rises > 15%",
+        plain["rise after best"] > 0.15,
+        f"+{plain['rise after best']:.0%}",
+    )
+    res.check(
+        "while training loss falls below 0.01",
+        plain["final train loss"] < 0.01,
+        f"{plain['final train loss']:.4f}",
+    )
+    res.check(
+        "weight decay ends lower",
+        decay["final val loss"] < plain["final val loss"],
+        f"{decay['final val loss']:.3f} vs {plain['final val loss']:.3f}",
+    )
+    res.check(
+        "4x the data ends below half",
+        data["final val loss"] < 0.5 * plain["final val loss"],
+        f"{data['final val loss']:.3f} vs {plain['final val loss']:.3f}",
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q50
+def _best_straight_cut(x, y, angles: int = 360) -> float:
+    """The best accuracy of any half-plane classifier (a threshold on x . (cos a, sin a)),
+    by trying every direction and every threshold."""
+    best = 0.0
+    for a in np.linspace(0, 2 * np.pi, angles, endpoint=False):
+        order = np.argsort(x @ np.array([np.cos(a), np.sin(a)]))
+        ones = np.concatenate([[0], np.cumsum(y[order])])  # class-1 points below each cut
+        k = np.arange(len(y) + 1)
+        # below the cut say 0, above say 1: right = zeros below + ones above
+        right = (k - ones) + (ones[-1] - ones)
+        best = max(best, float(right.max()) / len(y))
+    return best
+
+
+@experiment(
+    50,
+    claim="Random initialisation breaks symmetry: when every weight of a 16-unit hidden layer "
+    "starts at the same value, all 16 units get the same gradient and stay identical "
+    "through training (the spread across units stays below 1e-6), so the layer acts like one "
+    "unit: on two rings it does no better than the best single straight cut (found by brute "
+    "force); started at random, the units differ and the same net exceeds 95%.",
+    helpers=(common.circles, _best_straight_cut),
+)
+def symmetry_breaking(quick: bool, out_dir: Path) -> Result:
+    x, y = common.circles(300 if quick else 800, seed=50)
+    inits = {
+        "constant 0.3": em.initializers.Constant(0.3),
+        "random (Glorot)": "glorot_uniform",
+    }
+    rows, models = [], {}
+    for name, init in inits.items():
+        em.set_seed(50)
+        model = em.Sequential(
+            [
+                layers.Dense(16, activation="tanh", kernel_initializer=init),
+                layers.Dense(2, kernel_initializer=init),
+            ]
+        )
+        model.compile(optimizer=em.optimizers.Adam(0.02), loss=common.classifier_loss())
+        model.fit(x, y, batch_size=64, epochs=100 if quick else 250, verbose=0)
+        kernel, bias = model.layers[0].get_weights()
+        # how different the hidden units are: the largest spread of a weight across units
+        spread = float(max(np.ptp(kernel, axis=1).max(), np.ptp(bias)))
+        rows.append(
+            {
+                "initial weights": name,
+                "spread across hidden units": spread,
+                "distinct units": len(np.unique(kernel.round(5), axis=1).T),
+                "accuracy": common.accuracy(model, x, y),
+            }
+        )
+        models[name] = model
+    fig, axes = new_figure(ncols=2, size=(3.2, 3.0))
+    for ax, (name, model) in zip(axes, models.items()):
+        gx, gy, score = common.grid_predict(model)
+        ax.contourf(gx, gy, score > 0, levels=1, cmap="coolwarm", alpha=0.3)
+        ax.scatter(x[:, 0], x[:, 1], c=y, s=4, cmap="coolwarm")
+        ax.set_title(f"{name}: {common.accuracy(model, x, y):.0%}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "symmetry")])
+    same, rand = rows
+    res.check(
+        "constant: units stay identical",
+        same["spread across hidden units"] < 1e-6,
+        f"spread {same['spread across hidden units']:.1e}",
+    )
+    cut = _best_straight_cut(x, y)
+    res.values["best_straight_cut"] = cut
+    res.check(
+        "constant: no better than one straight cut",
+        same["accuracy"] <= cut,
+        f"{same['accuracy']:.1%} vs the best cut's {cut:.1%}",
+    )
+    res.check(
+        "random: units differ",
+        rand["spread across hidden units"] > 0.1,
+        f"spread {rand['spread across hidden units']:.2f}",
+    )
+    res.check("random: > 95%", rand["accuracy"] > 0.95, f"{rand['accuracy']:.1%}")
+    return res

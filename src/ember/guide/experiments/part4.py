@@ -861,3 +861,467 @@ def batchnorm_allows_higher_rates(quick: bool, out_dir: Path) -> Result:
         f"{best_bn:.3f} vs {best_plain:.3f}",
     )
     return res
+
+
+# ---------------------------------------------------------------------------------- Q56, Q57
+def _conv_base():
+    """Two 3x3 convolutions with 2x2 pooling between: 8x8x1 digits -> 4x4x64 feature maps."""
+    return [
+        layers.Conv2D(16, 3, padding="same", activation="relu"),
+        layers.MaxPool2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+    ]
+
+
+def _train_digits(model, quick: bool):
+    (x, y), (xt, yt) = common.digits()
+    model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+    model.fit(x, y, batch_size=64, epochs=8 if quick else 15, verbose=0)
+    return common.accuracy(model, xt, yt)
+
+
+@experiment(
+    56,
+    claim="A dense layer is not strictly required: a CNN whose last layers are a 1x1 "
+    "convolution to 10 maps and global average pooling, with no Dense layer at all, reads "
+    "digits (> 85% on test). Something must still map features to one score per class: that "
+    "1x1 convolution followed by pooling computes exactly a Dense layer applied after the "
+    "pooling (same weights, outputs equal up to float32 rounding), while the convolutions "
+    "alone output feature maps, not scores.",
+    helpers=(_conv_base, _train_digits),
+)
+def dense_layer_in_a_cnn(quick: bool, out_dir: Path) -> Result:
+    _, (xt, _) = common.digits()
+    convolutions = _conv_base()
+    model = em.Sequential([*convolutions, layers.Conv2D(10, 1), layers.GlobalAveragePooling2D()])
+    acc = _train_digits(model, quick)
+    with em.no_grad():
+        features = em.Sequential(convolutions)(xt).numpy()  # (N, 4, 4, 64)
+        logits = model(xt).numpy()
+    # the same weights in a Dense layer, applied to the pooled features
+    kernel, bias = model.layers[-2].get_weights()  # (1, 1, 64, 10), (10,)
+    pooled = features.mean(axis=(1, 2))  # (N, 64)
+    dense = layers.Dense(10)
+    dense(pooled)
+    dense.set_weights([kernel[0, 0], bias])
+    with em.no_grad():
+        same = float(np.abs(logits - dense(pooled).numpy()).max())
+    kinds = [type(layer).__name__ for layer in model.layers]
+    rows = [
+        {
+            "model": "the convolutions only",
+            "output shape": str(features.shape[1:]),
+            "parameters": sum(layer.count_params() for layer in convolutions),
+            "test accuracy": "-",
+        },
+        {
+            "model": "+ 1x1 conv to 10 maps + global average pooling",
+            "output shape": str(logits.shape[1:]),
+            "parameters": model.count_params(),
+            "test accuracy": acc,
+        },
+    ]
+    fig, axes = new_figure(ncols=2, size=(3.4, 3))
+    with em.no_grad():
+        maps = model.layers[-2](features[:1]).numpy()[0]  # (4, 4, 10)
+    axes[0].imshow(np.hstack([maps[:, :, k] for k in range(10)]), cmap="viridis")
+    axes[0].set_title("the 10 class maps of one test digit", fontsize=8)
+    axes[0].set_yticks([])
+    axes[1].bar(range(10), logits[0])
+    axes[1].set_xlabel("class")
+    axes[1].set_title("their averages: the class scores", fontsize=8)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "class_maps")],
+        notes="layers: " + ", ".join(kinds),
+    )
+    res.check("no Dense layer in the model", "Dense" not in kinds, ", ".join(kinds))
+    res.check("it reads digits (> 85%)", acc > 0.85, f"{acc:.1%}")
+    res.check(
+        "1x1 conv + pooling = Dense after pooling (to 1e-5 of the largest score)",
+        same < 1e-5 * np.abs(logits).max(),
+        f"max diff {same:.1e}, largest score {np.abs(logits).max():.1f}",
+    )
+    res.check(
+        "the convolutions alone give feature maps, not scores",
+        features.shape[1:] == (4, 4, 64),
+        str(features.shape[1:]),
+    )
+    return res
+
+
+@experiment(
+    57,
+    claim="Without the classic flatten + dense head, a CNN can end with global average "
+    "pooling and one small Dense layer: that head has 100x fewer weights (650 vs "
+    "66,250) yet the digits classifier's test accuracy stays within 5 points, and because "
+    "pooling removes the spatial size the model also accepts 16x16 images, which the "
+    "flatten head rejects.",
+    helpers=(_conv_base, _train_digits),
+)
+def global_average_pooling_head(quick: bool, out_dir: Path) -> Result:
+    (x, _), (xt, yt) = common.digits()
+    heads = {
+        "flatten + Dense(64) + Dense(10)": [
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10),
+        ],
+        "global average pooling + Dense(10)": [layers.GlobalAveragePooling2D(), layers.Dense(10)],
+    }
+    big = np.repeat(np.repeat(xt[:8], 2, axis=1), 2, axis=2)  # 16x16 versions of test digits
+    rows = []
+    for name, head in heads.items():
+        em.set_seed(57)
+        model = em.Sequential([*_conv_base(), *head])
+        acc = _train_digits(model, quick)
+        try:
+            with em.no_grad():
+                shape = str(model(big).shape)
+        except em.errors.EmberError as exc:
+            shape = f"error: {type(exc).__name__}"
+        rows.append(
+            {
+                "head": name,
+                "head parameters": sum(h.count_params() for h in head),
+                "model parameters": model.count_params(),
+                "test accuracy": acc,
+                "on 16x16 input": shape,
+            }
+        )
+    fig, (ax,) = new_figure(size=(5, 3))
+    ax.barh([0, 1], [r["head parameters"] for r in rows])
+    ax.set_xscale("log")
+    ax.set_yticks([0, 1], [r["head"] for r in rows], fontsize=7)
+    ax.set_xlabel("weights in the head")
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "head_sizes")])
+    flat, gap = rows
+    ratio = flat["head parameters"] / gap["head parameters"]
+    # by hand: flatten gives 4*4*64 = 1024 inputs; pooling gives 64
+    expected = (1024 * 64 + 64 + 64 * 10 + 10, 64 * 10 + 10)
+    res.check(
+        "head sizes 66,250 vs 650 (counted by hand)",
+        (flat["head parameters"], gap["head parameters"]) == expected,
+        f"{ratio:.0f}x fewer",
+    )
+    diff = flat["test accuracy"] - gap["test accuracy"]
+    res.check(
+        "accuracy within 5 points",
+        abs(diff) < 0.05,
+        f"{flat['test accuracy']:.1%} vs {gap['test accuracy']:.1%}",
+    )
+    res.check("GAP accepts 16x16", gap["on 16x16 input"] == "(8, 10)", gap["on 16x16 input"])
+    res.check(
+        "flatten rejects it", flat["on 16x16 input"].startswith("error"), flat["on 16x16 input"]
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q58
+class _Counter(em.callbacks.Callback):
+    """A callback of our own: counts the hooks the fit loop calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = {"train_begin": 0, "epoch_end": 0, "batch_end": 0, "train_end": 0}
+
+    def on_train_begin(self, logs=None):
+        self.calls["train_begin"] += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls["epoch_end"] += 1
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls["batch_end"] += 1
+
+    def on_train_end(self, logs=None):
+        self.calls["train_end"] += 1
+
+
+@experiment(
+    58,
+    claim="Callbacks act at fixed points of fit without changing the loop: on an overfitting "
+    "digits model, EarlyStopping(patience=5) stops exactly 5 epochs after the best validation "
+    "loss and restores those weights (evaluate gives the best loss back), ModelCheckpoint's "
+    "saved best model scores the same, ReduceLROnPlateau halves the rate exactly when its "
+    "rule says (replayed by hand on the logged losses), CSVLogger writes one row per epoch, "
+    "and a hand-written callback's hooks are called once per epoch and per batch.",
+    helpers=(_Counter,),
+)
+def callbacks_in_action(quick: bool, out_dir: Path) -> Result:
+    import csv
+    import tempfile
+
+    (x, y), (xt, yt) = common.digits()
+    x, y, xt = x.reshape(len(x), -1)[:150], y[:150], xt.reshape(len(xt), -1)
+    model = common.mlp([256], "relu", out_units=10)
+    model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+    patience, lr_patience = 5, 2
+    with tempfile.TemporaryDirectory() as tmp:
+        best_file, log_file = Path(tmp) / "best.ember", Path(tmp) / "log.csv"
+        counter = _Counter()
+        history = model.fit(
+            x,
+            y,
+            batch_size=50,
+            epochs=60 if quick else 150,
+            verbose=0,
+            validation_data=(xt, yt),
+            callbacks=[
+                em.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
+                em.callbacks.ModelCheckpoint(str(best_file), save_best_only=True),
+                em.callbacks.ReduceLROnPlateau(factor=0.5, patience=lr_patience, min_delta=0),
+                em.callbacks.CSVLogger(str(log_file)),
+                counter,
+            ],
+        )
+        with open(log_file, newline="") as f:
+            csv_rows = list(csv.DictReader(f))
+        checkpoint = float(em.load_model(str(best_file)).evaluate(xt, yt, verbose=0))
+    val, lrs = history.history["val_loss"], history.history["learning_rate"]
+    best = int(np.argmin(val))
+    restored = float(model.evaluate(xt, yt, verbose=0))
+    # ReduceLROnPlateau's rule replayed on the logged losses: after lr_patience epochs without
+    # a new best, halve the rate and start counting again
+    expected, lr, wait, low = [], 0.01, 0, np.inf
+    for v in val:
+        expected.append(lr)
+        if v < low:
+            low, wait = v, 0
+        else:
+            wait += 1
+            if wait >= lr_patience:
+                lr, wait = lr * 0.5, 0
+    lr_err = max(abs(a - b) / b for a, b in zip(lrs, expected))
+    rows = [
+        {
+            "epoch": i + 1,
+            "loss": history.history["loss"][i],
+            "val_loss": v,
+            "learning_rate": lrs[i],
+            "note": "best" if i == best else "",
+        }
+        for i, v in enumerate(val)
+    ]
+    fig, (ax,) = new_figure(size=(5.5, 3.2))
+    ax.plot(range(1, len(val) + 1), history.history["loss"], label="training loss")
+    ax.plot(range(1, len(val) + 1), val, label="validation loss")
+    ax.axvline(best + 1, color="k", ls=":", label="best epoch (restored)")
+    for i in range(1, len(lrs)):
+        if lrs[i] < lrs[i - 1]:
+            ax.axvline(i + 1, color="tab:red", lw=0.6, alpha=0.6)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (red lines: learning rate halved)")
+    ax.legend(fontsize=7)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "callbacks")])
+    res.values.update(calls=counter.calls, best_epoch=best + 1, epochs_run=len(val))
+    res.check(
+        "EarlyStopping stopped 5 epochs after the best",
+        len(val) == best + 1 + patience,
+        f"best epoch {best + 1}, ran {len(val)}",
+    )
+    res.check(
+        "restored weights give the best loss back",
+        abs(restored - val[best]) < 1e-5,
+        f"{restored:.5f} vs {val[best]:.5f}",
+    )
+    res.check(
+        "the checkpoint holds the best model",
+        abs(checkpoint - val[best]) < 1e-5,
+        f"{checkpoint:.5f}",
+    )
+    res.check(
+        "ReduceLROnPlateau follows its rule",
+        lr_err < 1e-6 and min(lrs) < 0.01,
+        f"rates {sorted(set(round(v, 6) for v in lrs), reverse=True)}",
+    )
+    res.check(
+        "CSVLogger: one row per epoch, same numbers",
+        len(csv_rows) == len(val)
+        and all(abs(float(r["val_loss"]) - v) < 1e-6 for r, v in zip(csv_rows, val)),
+    )
+    batches = len(val) * -(-len(x) // 50)
+    res.check(
+        "our callback: once per epoch and per batch",
+        counter.calls
+        == {"train_begin": 1, "epoch_end": len(val), "batch_end": batches, "train_end": 1},
+        str(counter.calls),
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q59
+@experiment(
+    59,
+    claim="Evaluate training on data the model does not learn from: trained on 200 digits, a "
+    "256-unit net scores 100% on its own training data, which overstates its test accuracy by "
+    "more than 3 points, while held-out validation data estimates the test accuracy within "
+    "3 points; history.diagnose() reads the curves as overfitting and names the epoch of the "
+    "lowest validation loss; the test set, used once at the end, gives a confusion matrix "
+    "whose rows (per-class recall) show which digits fail.",
+)
+def evaluate_training(quick: bool, out_dir: Path) -> Result:
+    from ember.training.diagnose import diagnose
+
+    (x, y), (xt, yt) = common.digits()
+    x = x.reshape(len(x), -1)
+    xt = xt.reshape(len(xt), -1)
+    xtr, ytr, xv, yv = x[:200], y[:200], x[200:700], y[200:700]
+    model = common.mlp([256], "relu", out_units=10)
+    model.compile(
+        optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss(), metrics=["accuracy"]
+    )
+    history = model.fit(
+        xtr, ytr, batch_size=50, epochs=50 if quick else 100, verbose=0, validation_data=(xv, yv)
+    )
+    d = diagnose(history)
+    val = history.history["val_loss"]
+    accs = {
+        "training": common.accuracy(model, xtr, ytr),
+        "validation": common.accuracy(model, xv, yv),
+        "test": common.accuracy(model, xt, yt),
+    }
+    cm_metric = em.metrics.ConfusionMatrix(10)
+    with em.no_grad():
+        cm_metric.update_state(yt, model(xt).numpy())
+    cm = np.asarray(cm_metric.result())
+    pred = model.predict(xt, verbose=0).argmax(1)
+    by_hand = np.zeros((10, 10), np.int64)
+    np.add.at(by_hand, (yt, pred), 1)
+    recall = np.diag(cm) / cm.sum(1)
+    rows = [{"data": k, "accuracy": v} for k, v in accs.items()]
+    rows += [{"data": f"test, digit {c}", "accuracy": float(recall[c])} for c in range(10)]
+    fig, axes = new_figure(ncols=2, size=(3.6, 3.2))
+    axes[0].plot(history.history["loss"], label="training")
+    axes[0].plot(val, label="validation")
+    if d.turning_epoch is not None:
+        axes[0].axvline(d.turning_epoch, color="k", ls=":", lw=1)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_title(f"loss: diagnosed '{d.kind}'", fontsize=8)
+    axes[0].legend(fontsize=7)
+    axes[1].imshow(np.log1p(cm), cmap="Blues")
+    axes[1].set_xlabel("predicted")
+    axes[1].set_ylabel("true digit")
+    axes[1].set_title("test confusion matrix (log)", fontsize=8)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "evaluation")], notes=str(d))
+    gap = accs["training"] - accs["test"]
+    res.check("training accuracy 100%", accs["training"] == 1.0, f"{accs['training']:.1%}")
+    res.check("it overstates test accuracy by > 3 points", gap > 0.03, f"{gap:.1%}")
+    est = abs(accs["validation"] - accs["test"])
+    res.check(
+        "validation estimates test within 3 points",
+        est < 0.03,
+        f"{accs['validation']:.1%} vs {accs['test']:.1%}",
+    )
+    res.check(
+        "diagnose: overfit, turning at the lowest validation loss",
+        d.kind == "overfit" and d.turning_epoch == int(np.argmin(val)),
+        f"{d.kind}, epoch {d.turning_epoch} (argmin {int(np.argmin(val))})",
+    )
+    res.check(
+        "the confusion matrix counts every test digit once",
+        np.array_equal(cm, by_hand) and cm.sum() == len(yt),
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q60
+@experiment(
+    60,
+    claim="The output activation follows the task: for regression with targets in [-3, 3] a "
+    "linear output fits (MSE < 5% of the targets' variance) while a sigmoid output cannot "
+    "leave (0, 1) (MSE above half the variance); softmax gives one-of-K probabilities (rows "
+    "sum to 1); for multi-label targets independent sigmoids get every label set right > 90% "
+    "of the time, while softmax, whose probabilities compete, can mark at most one label and "
+    "is right at most as often as examples have fewer than two labels.",
+)
+def output_activations(quick: bool, out_dir: Path) -> Result:
+    rng = np.random.default_rng(60)
+    epochs = 60 if quick else 150
+    rows = []
+    # regression: y = 3 sin(2x) on [-1.5, 1.5]
+    x = np.linspace(-1.5, 1.5, 200, dtype=np.float32)[:, None]
+    y = (3 * np.sin(2 * x)).astype(np.float32)
+    fits = {}
+    for act in ("linear", "sigmoid"):
+        em.set_seed(60)
+        model = em.Sequential(
+            [layers.Dense(32, activation="tanh"), layers.Dense(1, activation=act)]
+        )
+        model.compile(optimizer=em.optimizers.Adam(0.02), loss="mse")
+        model.fit(x, y, batch_size=50, epochs=epochs * 2, verbose=0)
+        fits[act] = model.predict(x, verbose=0)
+        mse = float(np.mean((fits[act] - y) ** 2))
+        rows.append(
+            {
+                "task": "regression",
+                "output": act,
+                "measure": "MSE / var(y)",
+                "value": mse / float(np.var(y)),
+            }
+        )
+    # multi-label: label k is on when feature k > 0 (0 to 3 labels per example)
+    xm = rng.normal(size=(600, 3)).astype(np.float32)
+    ym = (xm > 0).astype(np.float32)
+    setups = {
+        "sigmoid": ("sigmoid", em.losses.BinaryCrossentropy()),
+        "softmax": ("softmax", em.losses.CategoricalCrossentropy()),
+    }
+    for name, (act, loss) in setups.items():
+        em.set_seed(60)
+        model = em.Sequential(
+            [layers.Dense(16, activation="relu"), layers.Dense(3, activation=act)]
+        )
+        model.compile(optimizer=em.optimizers.Adam(0.02), loss=loss)
+        model.fit(xm, ym, batch_size=50, epochs=epochs, verbose=0)
+        p = model.predict(xm, verbose=0)
+        exact = float(np.mean(np.all((p > 0.5) == (ym > 0.5), axis=1)))
+        rows.append(
+            {
+                "task": "multi-label (3 labels)",
+                "output": name,
+                "measure": "every label right",
+                "value": exact,
+            }
+        )
+        if name == "softmax":
+            sums = p.sum(1)
+    at_most_one = float(np.mean(ym.sum(1) <= 1))
+    rows.append(
+        {
+            "task": "multi-label (3 labels)",
+            "output": "-",
+            "measure": "examples with < 2 labels",
+            "value": at_most_one,
+        }
+    )
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    axes[0].plot(x, y, "k.", ms=2, label="target")
+    for act, f in fits.items():
+        axes[0].plot(x, f, label=f"{act} output")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("regression", fontsize=9)
+    axes[1].bar(range(3), [r["value"] for r in rows[2:5]], color=["C0", "C1", "C7"])
+    axes[1].set_xticks(range(3), ["sigmoid", "softmax", "< 2 labels"], fontsize=8)
+    axes[1].set_title("multi-label: all labels right", fontsize=9)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "output_activations")])
+    lin, sig, ml_sig, ml_soft = (r["value"] for r in rows[:4])
+    res.check("regression, linear output: MSE < 5% of var", lin < 0.05, f"{lin:.3f}")
+    res.check(
+        "regression, sigmoid output: stuck in (0, 1), MSE > half the variance",
+        sig > 0.5 and fits["sigmoid"].min() >= 0 and fits["sigmoid"].max() <= 1,
+        f"{sig:.3f}; outputs in [{fits['sigmoid'].min():.3f}, {fits['sigmoid'].max():.3f}]",
+    )
+    res.check(
+        "softmax rows sum to 1",
+        np.abs(sums - 1).max() < 1e-5,
+        f"max |sum - 1| {np.abs(sums - 1).max():.1e}",
+    )
+    res.check("multi-label, sigmoid: > 90% all right", ml_sig > 0.9, f"{ml_sig:.1%}")
+    res.check(
+        "multi-label, softmax: at most the share with < 2 labels",
+        ml_soft <= at_most_one,
+        f"{ml_soft:.1%} vs {at_most_one:.1%}",
+    )
+    return res
