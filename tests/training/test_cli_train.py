@@ -54,3 +54,5 @@ def test_ember_train_refuses_several_workers_and_bad_data_clearly(tmp_path):
     assert result.returncode == 2 and "--workers 2" in result.stderr
     result = ember("--data", "imagenet", cwd=tmp_path)
     assert result.returncode == 2 and "--data must be" in result.stderr
+    result = ember("--threads", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "--threads must be >= 1" in result.stderr
