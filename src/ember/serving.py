@@ -357,6 +357,8 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, **kwargs) -> None:
     """Serve ``model`` (a Model or a path) until interrupted."""
     server = create_server(model, host=host, port=port, **kwargs)
     ms = server.model_server
+    # waitress warns whenever requests queue up; here queueing is how batches form
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     print(
         f"ember serve: {ms.model.name} ({type(ms.model).__name__}, input "
         f"{_fmt((None, *ms.input_shape))} {ms.input_dtype}) on "
