@@ -116,3 +116,16 @@ def test_sequentials_nest():
     assert outer(np.ones((2, 5), "float32")).shape == (2, 2)
     outer.compile("sgd", "mse")
     outer.fit(np.ones((8, 5)), np.zeros((8, 2)), epochs=1, verbose=0)
+
+
+def test_an_lstm_after_a_masking_embedding_ignores_the_padding():
+    model = em.Sequential([layers.Embedding(12, 4, mask_zero=True), layers.LSTM(5)])
+    padded = np.array([[3, 7, 2, 0, 0], [5, 0, 0, 0, 0]])
+    out = model(padded).data
+    # the same sequences without their padding: masking must make no difference
+    np.testing.assert_allclose(out[0], model(np.array([[3, 7, 2]])).data[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out[1], model(np.array([[5]])).data[0], rtol=1e-5, atol=1e-6)
+    unmasked = em.Sequential([layers.Embedding(12, 4), layers.LSTM(5)])
+    unmasked(padded)
+    unmasked.set_weights(model.get_weights())
+    assert not np.allclose(unmasked(padded).data[0], out[0], atol=1e-4)  # the mask mattered
