@@ -56,3 +56,16 @@ def test_ember_train_refuses_several_workers_and_bad_data_clearly(tmp_path):
     assert result.returncode == 2 and "--data must be" in result.stderr
     result = ember("--threads", "0", cwd=tmp_path)
     assert result.returncode == 2 and "--threads must be >= 1" in result.stderr
+
+
+def test_the_printed_confusion_matrix_matches_scikit_learn():
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    from ember.training.cli_train import confusion_matrix, format_confusion
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
+    cm = confusion_matrix(y, p, 4)
+    np.testing.assert_array_equal(cm, sk_confusion(y, p, labels=[0, 1, 2, 3]))
+    lines = format_confusion(cm, ["a", "b", "c", "d"]).splitlines()
+    assert [int(v) for v in lines[3].split()[2:]] == cm[1].tolist()

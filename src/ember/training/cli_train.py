@@ -130,9 +130,11 @@ def confusion_matrix(y_true, y_pred, n_classes: int):
 
 def format_confusion(cm, names) -> str:
     width = max(4, max(len(str(v)) for v in cm.ravel()) + 1, max(len(n) for n in names) + 1)
-    head = " " * 8 + "".join(f"{n:>{width}}" for n in names)
+    label = max(len(f"true {n}") for n in names) + 1
+    head = " " * label + "".join(f"{n:>{width}}" for n in names)
     rows = [
-        f"{'true ' + n:>8}" + "".join(f"{v:>{width}}" for v in row) for n, row in zip(names, cm)
+        f"{'true ' + n:>{label}}" + "".join(f"{v:>{width}}" for v in row)
+        for n, row in zip(names, cm)
     ]
     return "\n".join(["confusion matrix (rows: true class, columns: predicted)", head, *rows])
 
