@@ -85,3 +85,13 @@ def test_time_formatting():
     assert format_time(5.4) == "5s"
     assert format_time(75) == "1:15"
     assert format_time(3725) == "1:02:05"
+
+
+def test_evaluate_and_predict_show_one_bar_on_a_terminal(monkeypatch):
+    model, x, y = model_and_data()
+    stream = FakeTTY()
+    monkeypatch.setattr("sys.stdout", stream)
+    model.evaluate(x, y, batch_size=16)
+    model.predict(x, batch_size=16)
+    finals = [seg for seg in stream.getvalue().split("\r") if seg.startswith("4/4 [")]
+    assert len(finals) == 2 and " - loss: " in finals[0] and " - loss" not in finals[1]

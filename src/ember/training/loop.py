@@ -238,6 +238,9 @@ def predict(model, x, *, batch_size=32, verbose="auto", steps=None, callbacks=No
     adapter = da.adapt(x, None, None, batch_size, False, "predict")
     iterator = da.EpochIterator(adapter, steps)
     cbs = CallbackList(callbacks, model=model)
+    mode = resolve_verbose(verbose)
+    if mode == "bar" or (mode == "line" and verbose != "auto"):
+        cbs.append(ProgressLogger(mode, target="predict"))
     cbs.set_params({"steps": iterator.steps, "verbose": verbose})
     cbs.on_predict_begin()
     outs = []

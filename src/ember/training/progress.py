@@ -65,7 +65,7 @@ class ProgressLogger(Callback):
     Args:
         mode: "bar" (a live bar redrawn in place, for terminals) or "line" (one line per epoch).
         stream: where to write (default: sys.stdout at the time of writing).
-        target: "train" (fit: one bar per epoch) or "test" (a standalone evaluate: one bar).
+        target: "train" (fit: one bar per epoch), "test" (evaluate) or "predict" (one bar).
         width: the bar's width in characters.
     """
 
@@ -155,24 +155,44 @@ class ProgressLogger(Callback):
                 f"{format_time(elapsed)}{format_logs(logs)}\n"
             )
 
-    # ------------------------------------------------------------------ evaluate
-    def on_test_begin(self, logs=None):
-        if self.target == "test":
-            self._start = self._last_draw = time.perf_counter()
-            self._seen = 0
-            self._drawn = 0
+    # ------------------------------------------------------------------ evaluate, predict
+    def _single_begin(self) -> None:
+        self._start = self._last_draw = time.perf_counter()
+        self._seen = 0
+        self._drawn = 0
 
-    def on_test_batch_end(self, batch, logs=None):
-        if self.target == "test":
-            self._seen = batch + 1
-            if self.mode == "bar" and time.perf_counter() - self._last_draw >= self.min_interval:
-                self._draw(self._seen, logs or {})
+    def _single_batch(self, batch: int, logs) -> None:
+        self._seen = batch + 1
+        if self.mode == "bar" and time.perf_counter() - self._last_draw >= self.min_interval:
+            self._draw(self._seen, logs or {})
 
-    def on_test_end(self, logs=None):
-        if self.target != "test":
-            return
+    def _single_end(self, logs) -> None:
         if self.mode == "bar":
             self._draw(self._seen, logs or {}, final=True)
         else:
             elapsed = time.perf_counter() - self._start
             self._write(f"{self._seen} steps - {format_time(elapsed)}{format_logs(logs)}\n")
+
+    def on_test_begin(self, logs=None):
+        if self.target == "test":
+            self._single_begin()
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.target == "test":
+            self._single_batch(batch, logs)
+
+    def on_test_end(self, logs=None):
+        if self.target == "test":
+            self._single_end(logs)
+
+    def on_predict_begin(self, logs=None):
+        if self.target == "predict":
+            self._single_begin()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self.target == "predict":
+            self._single_batch(batch, None)
+
+    def on_predict_end(self, logs=None):
+        if self.target == "predict":
+            self._single_end(None)
