@@ -454,3 +454,24 @@ def test_lr_find_restores_the_weights_and_suggests_a_rate_in_range(tmp_path):
     assert 1e-5 <= result.suggested_lr <= 10.0
     path = result.plot(tmp_path / "lr.png")
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_subclass_that_makes_its_own_weights_in_build_gets_build_called():
+    class Scaled(em.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def build(self, input_shape):
+            self.scale = self.add_weight("scale", (input_shape[-1],), "ones")
+
+        def call(self, x, training=None):
+            return self.dense(x * self.scale)
+
+    model = Scaled()
+    x = np.ones((3, 4), "float32")
+    assert model(x).shape == (3, 2)
+    assert [p.name.split("/")[-1] for p in model.weights] == ["scale", "kernel", "bias"]
+    model.compile("sgd", "mse")
+    model.fit(x, np.zeros((3, 2)), epochs=1, verbose=0)
+    assert not np.array_equal(model.scale.data, np.ones(4))  # the own weight trains too

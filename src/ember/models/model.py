@@ -116,10 +116,10 @@ class Model(Layer):
             return
         # Sublayers build themselves in the first call; a subclass that overrides build()
         # (to make weights of its own) gets it called, as in Keras.
+        self.built = True  # first: a build() that calls super().build() must not recurse
+        self._build_shape = _batchless(shape)
         if not getattr(type(self).build, "_traces", False):
             self.build(shape)
-        self.built = True
-        self._build_shape = _batchless(shape)
 
     def build(self, input_shape) -> None:
         """Create every weight by running the model once on zeros of ``input_shape`` (the
