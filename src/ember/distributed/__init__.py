@@ -1,10 +1,14 @@
 """ember.distributed: training on many processes over MPI (mpi4py + mpich).
 
-Data parallelism (``DataParallel``, alias ``MirroredStrategy``; ``fit(strategy=...)`` or
-``DistributedOptimizer`` in a hand-written loop) and pipeline model parallelism
-(``PipelineParallel``). Launch with ``mpiexec -n N python script.py`` or
-``ember train --workers N``.
-Without MPI every function works as a world of one.
+- Data parallelism: ``model.fit(..., strategy=DataParallel())`` (alias ``MirroredStrategy``),
+  or ``DistributedOptimizer`` / ``DataParallel.split_batch`` / ``DataParallel.shard`` in a
+  hand-written loop.
+- Pipeline (model) parallelism: ``PipelineParallel(model, stages, micro_batches)``.
+- Launch: ``mpiexec -n N python script.py``, ``python -m ember.distributed.launch -n N
+  script.py`` (one BLAS thread per rank, names a rank that dies) or ``ember train --workers N``.
+- Faults: a rank that raises or dies ends every rank with a message naming it (see ``comm``).
+
+Without MPI (no ``mpiexec``) everything works as a world of one and mpi4py is not imported.
 """
 
 from ember.distributed.comm import (
