@@ -34,3 +34,16 @@ def test_plot_draws_every_quantity_to_a_png(tmp_path):
     assert em.callbacks.History is History
     with pytest.raises(EmberValueError, match="empty"):
         History().plot(tmp_path / "none.png")
+
+
+def test_history_diagnose_names_overfitting_and_the_turning_epoch():
+    from ember.training.history import History
+
+    h = History()
+    train = [1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1]
+    val = [1.0, 0.7, 0.55, 0.5, 0.56, 0.65, 0.8]  # lowest at epoch 3, then rising
+    for epoch, (t, v) in enumerate(zip(train, val)):
+        h.on_epoch_end(epoch, {"loss": t, "val_loss": v})
+    d = h.diagnose()
+    assert d.kind == "overfit"
+    assert d.turning_epoch == 3

@@ -30,6 +30,13 @@ class History(Callback):
         if self.model is not None:
             self.model.history = self
 
+    def diagnose(self, **kwargs):
+        """Read the learning curves: underfit, good fit or overfit, and the epoch where the
+        validation loss turned (see ``ember.training.diagnose.diagnose`` for the options)."""
+        from ember.training.diagnose import diagnose
+
+        return diagnose(self, **kwargs)
+
     def plot(self, path, title: str | None = None) -> str:
         """Draw loss and every metric against the epoch, train and validation side by side,
         one panel per quantity, and save the figure to ``path`` (PNG, SVG, PDF by extension).
