@@ -126,6 +126,106 @@ def endless_dp(out: str) -> None:
         time.sleep(0.01)
 
 
+def compiled_mlp(seed: int):
+    model = make_mlp(seed)
+    model.compile(
+        optimizer=em.optimizers.Adam(0.01),
+        loss=em.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+FIT = {"batch_size": 10, "epochs": 3, "shuffle": True}  # 54 examples: 5 batches of 10, one of 4
+
+
+def fit_arrays(strategy=None, callbacks=(), verbose=0):
+    """fit on arrays with validation; the same call makes the one-process reference."""
+    x, y = make_data()
+    model = compiled_mlp(seed=0 if strategy is None else strategy.rank)
+    history = model.fit(
+        x[:54], y[:54], validation_data=(x[54:], y[54:]), verbose=verbose,
+        callbacks=list(callbacks), strategy=strategy, **FIT,
+    )  # fmt: skip
+    return model, history.history
+
+
+def fit_loader(strategy=None):
+    """fit on a shuffling DataLoader (each rank seeds its own: rank 0's seed must win)."""
+    from ember.data import DataLoader
+
+    x, y = make_data()
+    model = compiled_mlp(seed=0 if strategy is None else strategy.rank)
+    em.set_seed(7 if strategy is None else 7 + strategy.rank)
+    loader = DataLoader((x, y), batch_size=8, shuffle=True)
+    history = model.fit(loader, epochs=2, verbose=0, strategy=strategy)
+    return model, history.history
+
+
+def fit_last_batch_of_one(strategy=None):
+    """51 examples in batches of 10: the last global batch has 1 example, so one rank trains
+    on nothing in that step (and sends zeros with weight 0)."""
+    x, y = make_data()
+    model = compiled_mlp(seed=0 if strategy is None else strategy.rank)
+    history = model.fit(x[:51], y[:51], batch_size=10, epochs=2, verbose=0, strategy=strategy)
+    return model, history.history
+
+
+def _save_fit(out: str, rank: int, model, history) -> None:
+    import json
+
+    _save(out, f"rank{rank}.npz", model)
+    with open(os.path.join(out, f"history{rank}.json"), "w") as f:
+        json.dump(history, f)
+
+
+def dp_fit(out: str) -> None:
+    """fit(strategy=DataParallel()) on arrays with validation, a CSVLogger and a progress line
+    per epoch; then on a DataLoader (rank<r>_loader.npz), then with a last batch of one
+    example (rank<r>_odd.npz)."""
+    from ember.callbacks import CSVLogger
+    from ember.distributed import DataParallel
+
+    em.set_floatx("float64")
+    strategy = DataParallel()
+    csv = CSVLogger(os.path.join(out, f"log{strategy.rank}.csv"))
+    model, history = fit_arrays(strategy, callbacks=[csv], verbose=2)
+    _save_fit(out, strategy.rank, model, history)
+    model, history = fit_loader(strategy)
+    _save(out, f"rank{strategy.rank}_loader.npz", model)
+    model, history = fit_last_batch_of_one(strategy)
+    _save(out, f"rank{strategy.rank}_odd.npz", model)
+
+
+def dp_fit_resume(out: str) -> None:
+    """fit with BackupAndRestore; with CRASH=1, rank 1 is killed in the third epoch."""
+    import signal
+
+    from ember.callbacks import BackupAndRestore, Callback
+    from ember.distributed import DataParallel
+
+    class Crash(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if os.environ.get("CRASH") and self.epoch == 2 and batch == 2 and strategy.rank == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    em.set_floatx("float64")
+    strategy = DataParallel()
+    backup = BackupAndRestore(os.path.join(out, "backup"))
+    x, y = make_data()
+    model = compiled_mlp(seed=strategy.rank)
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[backup, Crash()],
+                        strategy=strategy)  # fmt: skip
+    _save_fit(out, strategy.rank, model, history.history)
+
+
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], sys.argv[2]
-    {"dp_loop": dp_loop, "pipeline": pipeline, "endless_dp": endless_dp}[scenario](out_dir)
+    scenarios = {
+        "dp_loop": dp_loop, "pipeline": pipeline, "endless_dp": endless_dp, "dp_fit": dp_fit,
+        "dp_fit_resume": dp_fit_resume,
+    }  # fmt: skip
+    scenarios[scenario](out_dir)

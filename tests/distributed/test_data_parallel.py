@@ -151,3 +151,70 @@ def test_allreduce_weights_counts_examples_and_keeps_missing_gradients_missing()
     DataParallel(Peer()).allreduce_gradients([a, b], n_local=1)
     np.testing.assert_allclose(a.grad, [(9 + 1) / 4, (9 + 5) / 4])  # weighted by 3 and 1
     assert b.grad is None
+
+
+# ---------------------------------------------------------------------------- fit
+def _weights(path):
+    got = np.load(path)
+    return [got[f"w{i}"] for i in range(len(got.files))]
+
+
+def _assert_same(got, want):
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.mpi
+def test_fit_with_data_parallel_on_two_ranks_equals_one_process(tmp_path, float64):
+    import json
+
+    run = run_ranks("dp_fit", tmp_path).check()
+    model, history = S.fit_arrays()
+    loader_model, _ = S.fit_loader()
+    odd_model, _ = S.fit_last_batch_of_one()
+    for r in (0, 1):
+        _assert_same(_weights(tmp_path / f"rank{r}.npz"), model.get_weights())
+        _assert_same(_weights(tmp_path / f"rank{r}_loader.npz"), loader_model.get_weights())
+        _assert_same(_weights(tmp_path / f"rank{r}_odd.npz"), odd_model.get_weights())
+        # the logs every rank saw are the global ones: loss, metric and validation
+        got = json.loads((tmp_path / f"history{r}.json").read_text())
+        assert sorted(got) == sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+        for key in history:
+            np.testing.assert_allclose(got[key], history[key], rtol=0, atol=1e-10)
+    # only rank 0 writes files and prints progress
+    assert not (tmp_path / "log1.csv").exists()
+    assert len((tmp_path / "log0.csv").read_text().splitlines()) == 1 + S.FIT["epochs"]
+    for epoch in range(1, S.FIT["epochs"] + 1):
+        assert run.stdout.count(f"Epoch {epoch}/{S.FIT['epochs']}") == 1
+
+
+@pytest.mark.mpi
+def test_fit_resumes_from_the_backup_after_a_rank_is_killed(tmp_path, float64):
+    from .conftest import run_launcher
+
+    crashed = run_launcher("dp_fit_resume", tmp_path, env={"CRASH": "1"})
+    assert crashed.returncode != 0 and "lost rank 1 of 2" in crashed.stderr
+    assert (tmp_path / "backup" / "backup.ember-backup").exists()
+    assert not (tmp_path / "rank0.npz").exists()  # it did not get to the end
+    run_launcher("dp_fit_resume", tmp_path).check()
+    x, y = S.make_data()
+    model = S.compiled_mlp(seed=0)  # one process, never interrupted
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0)
+    for r in (0, 1):
+        _assert_same(_weights(tmp_path / f"rank{r}.npz"), model.get_weights())
+    import json
+
+    resumed = json.loads((tmp_path / "history0.json").read_text())
+    np.testing.assert_allclose(resumed["loss"], history.history["loss"][2:], rtol=0, atol=1e-10)
+    assert not (tmp_path / "backup" / "backup.ember-backup").exists()  # deleted at the end
+
+
+def test_fit_with_data_parallel_in_a_world_of_one_is_plain_fit(float64):
+    from ember.distributed import DataParallel
+
+    model, history = S.fit_arrays(DataParallel())
+    em.set_floatx("float64")
+    ref, ref_history = S.fit_arrays()
+    _assert_same(model.get_weights(), ref.get_weights())
+    assert history == ref_history

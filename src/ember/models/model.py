@@ -321,6 +321,7 @@ class Model(Layer):
         validation_steps: int | None = None,
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
+        strategy=None,
     ):
         """Train for ``epochs`` epochs; returns the ``History``.
 
@@ -342,6 +343,8 @@ class Model(Layer):
             validation_steps: validation batches per evaluation (default: all).
             validation_batch_size: batch size of the validation arrays (default batch_size).
             validation_freq: validate every this many epochs.
+            strategy: ``ember.distributed.DataParallel()`` to train on every MPI rank
+                (``batch_size`` is then the global batch, split across the ranks).
         """
         from ember.training import loop
 
@@ -352,6 +355,7 @@ class Model(Layer):
             sample_weight=sample_weight, initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
             validation_batch_size=validation_batch_size, validation_freq=validation_freq,
+            strategy=strategy,
         )  # fmt: skip
 
     def evaluate(

@@ -84,8 +84,14 @@ def fit(
     validation_steps=None,
     validation_batch_size=None,
     validation_freq=1,
+    strategy=None,
 ):
     """Model.fit (see its docstring)."""
+    if strategy is not None:
+        # ember.distributed: the strategy shards the data over the MPI ranks, wraps the steps
+        # (gradients and metrics combined) and the file-writing callbacks, then runs this
+        # same loop with strategy=None (DataParallel.run_fit in distributed/data_parallel.py)
+        return strategy.run_fit(fit, **{k: v for k, v in locals().items() if k != "strategy"})
     model._assert_compiled("fit")
     batch_size = _check_int("fit", "batch_size", 32 if batch_size is None else batch_size, 1)
     epochs = _check_int("fit", "epochs", epochs, 0)
