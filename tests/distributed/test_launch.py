@@ -56,3 +56,36 @@ def test_launched_ranks_see_their_rank_world_size_and_one_blas_thread(tmp_path, 
     out = capfd.readouterr().out
     assert "rank 0 of 2 chief True blas 1" in out
     assert "rank 1 of 2 chief False blas 1" in out
+
+
+def test_argv_from_args_parses_back_to_the_same_options():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(["--batch-size", "8", "--data", "folder:/a b", "--quiet"])
+    argv = launch.argv_from_args(args)
+    assert "--lr" not in argv  # None is left out
+    assert parser.parse_args(argv) == args
+
+
+@pytest.mark.mpi
+def test_ember_train_workers_2_trains_on_two_ranks_and_writes_once(tmp_path):
+    need_mpi()
+    import subprocess
+
+    out_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ember.cli", "train", "--workers", "2", "--epochs", "1",
+         "--out", str(out_dir), "--quiet"],
+        capture_output=True, text=True, timeout=180, env=launch.rank_environment(1),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ember.distributed: 2 ranks: rank 0 = pid" in proc.stderr  # it did start 2 ranks
+    assert proc.stdout.count("ember train: cnn on digits") == 1
+    assert proc.stdout.count("test accuracy:") == 1
+    assert (out_dir / "model.ember").exists()
+    assert len((out_dir / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch

@@ -144,6 +144,25 @@ def launch(
     return code
 
 
+def argv_from_args(args, skip=("func", "command")) -> list:
+    """Command-line options that parse back to ``args`` (an argparse Namespace whose options
+    are ``--long-names``): None and False are left out, True is a bare flag."""
+    out = []
+    for name, value in vars(args).items():
+        if name in skip or value is None or value is False or callable(value):
+            continue
+        flag = "--" + name.replace("_", "-")
+        out += [flag] if value is True else [flag, str(value)]
+    return out
+
+
+def relaunch(args, module_argv: list, workers: int, blas_threads: int = 1) -> int:
+    """Run this command again on ``workers`` ranks: ``python <module_argv> <args as options>``
+    (what ``ember train --workers N`` does)."""
+    command = [sys.executable, *module_argv, *argv_from_args(args)]
+    return launch(command, workers, blas_threads)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ember.distributed.launch",

@@ -46,7 +46,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-size", type=int, default=32,
                    help="folder data: images are resized to this square size")  # fmt: skip
     p.add_argument("--workers", type=int, default=1,
-                   help="processes for data-parallel training (only 1 for now)")  # fmt: skip
+                   help="processes for data-parallel training (MPI ranks started with mpiexec, "
+                   "one BLAS thread each; needs ember[distributed])")  # fmt: skip
     p.add_argument("--threads", type=int, default=None,
                    help="BLAS threads (default: 1 for digits, whose small matrices only lose "
                    "time to threading; the library's default otherwise)")  # fmt: skip
@@ -180,13 +181,6 @@ def _train(args) -> int:
     if args.workers < 1:
         print(f"ember train: --workers must be >= 1, received {args.workers}", file=sys.stderr)
         return 2
-    if args.workers > 1:
-        print(
-            f"ember train: --workers {args.workers}: multi-process (data-parallel) training is "
-            f"not available yet; run with --workers 1",
-            file=sys.stderr,
-        )
-        return 2
     for name in ("epochs", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -195,6 +189,17 @@ def _train(args) -> int:
     if not 0.0 <= args.validation_split < 1.0:
         print("ember train: --validation-split must be in [0, 1)", file=sys.stderr)
         return 2
+    from ember import distributed
+
+    if args.workers > 1 and distributed.world_size() == 1:
+        # ember.distributed: start the ranks under mpiexec; each runs this command again, with
+        # the output folder chosen here, and trains with fit(strategy=DataParallel())
+        from ember.distributed.launch import relaunch
+
+        args.out = _out_dir(args, args.data.partition(":")[0])
+        return relaunch(args, ["-m", "ember.cli", "train"], args.workers, args.threads or 1)
+    strategy = distributed.DataParallel() if distributed.world_size() > 1 else None
+    chief = strategy is None or strategy.is_chief  # only rank 0 prints and writes files
 
     import numpy as np
 
@@ -220,16 +225,19 @@ def _train(args) -> int:
     opt = optimizers.get(args.optimizer)
     opt.learning_rate = lr
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    print(
-        f"ember train: {args.model} on {data_name} ({len(xtr)} train / {len(xte)} test images "
-        f"of shape {tuple(xtr.shape[1:])}, {n_classes} classes), {args.optimizer} lr={lr:g}, "
-        f"{epochs} epochs, batch {args.batch_size}, seed {args.seed}"
-    )
+    if chief:
+        print(
+            f"ember train: {args.model} on {data_name} ({len(xtr)} train / {len(xte)} test "
+            f"images of shape {tuple(xtr.shape[1:])}, {n_classes} classes), {args.optimizer} "
+            f"lr={lr:g}, {epochs} epochs, batch {args.batch_size}, seed {args.seed}"
+        )
     history = model.fit(
         xtr, ytr, batch_size=args.batch_size, epochs=epochs,
         validation_split=args.validation_split, verbose=0 if args.quiet else "auto",
-        callbacks=[callbacks.CSVLogger(os.path.join(out, "history.csv"))],
+        callbacks=[callbacks.CSVLogger(os.path.join(out, "history.csv"))], strategy=strategy,
     )  # fmt: skip
+    if not chief:
+        return 0
     probs = model.predict(xte, batch_size=256, verbose=0)
     pred = np.argmax(probs, axis=-1)
     accuracy = float(np.mean(pred == yte))
