@@ -34,9 +34,7 @@ def gemm_flops(name: str) -> float:
     elif name == "cnn":
         fwd = 2 * b * (28 * 28 * 32 * 9 * 1 + 14 * 14 * 64 * 9 * 32 + 3136 * 128 + 128 * 10)
     elif name == "cnn_bn":
-        fwd = 2 * b * (
-            32 * 32 * 32 * 9 * (3 + 32) + 16 * 16 * 64 * 9 * (32 + 64) + 64 * 10
-        )
+        fwd = 2 * b * (32 * 32 * 32 * 9 * (3 + 32) + 16 * 16 * 64 * 9 * (32 + 64) + 64 * 10)
     else:
         gates = 4 if name == "lstm" else 3
         fwd = 2 * b * (100 * gates * 128 * (64 + 128) + 128 * 2)
@@ -69,30 +67,53 @@ def ember_model(name: str):
     em.set_seed(0)
     if name == "mlp":
         model = em.Sequential(
-            [L.Input((784,)), L.Dense(512, activation="relu"), L.Dense(512, activation="relu"),
-             L.Dense(10)]
+            [
+                L.Input((784,)),
+                L.Dense(512, activation="relu"),
+                L.Dense(512, activation="relu"),
+                L.Dense(10),
+            ]
         )
         opt = em.optimizers.Adam(1e-3)
     elif name == "cnn":
         model = em.Sequential(
-            [L.Input((28, 28, 1)), L.Conv2D(32, 3, padding="same", activation="relu"),
-             L.MaxPool2D(2), L.Conv2D(64, 3, padding="same", activation="relu"), L.MaxPool2D(2),
-             L.Flatten(), L.Dense(128, activation="relu"), L.Dropout(0.5), L.Dense(10)]
+            [
+                L.Input((28, 28, 1)),
+                L.Conv2D(32, 3, padding="same", activation="relu"),
+                L.MaxPool2D(2),
+                L.Conv2D(64, 3, padding="same", activation="relu"),
+                L.MaxPool2D(2),
+                L.Flatten(),
+                L.Dense(128, activation="relu"),
+                L.Dropout(0.5),
+                L.Dense(10),
+            ]
         )
         opt = em.optimizers.Adam(1e-3)
     elif name == "cnn_bn":
+
         def block(f):
             return [L.Conv2D(f, 3, padding="same"), L.BatchNormalization(), L.Activation("relu")]
 
         model = em.Sequential(
-            [L.Input((32, 32, 3)), *block(32), *block(32), L.MaxPool2D(2), *block(64),
-             *block(64), L.MaxPool2D(2), L.GlobalAveragePooling2D(), L.Dense(10)]
+            [
+                L.Input((32, 32, 3)),
+                *block(32),
+                *block(32),
+                L.MaxPool2D(2),
+                *block(64),
+                *block(64),
+                L.MaxPool2D(2),
+                L.GlobalAveragePooling2D(),
+                L.Dense(10),
+            ]
         )
         opt = em.optimizers.SGD(0.01, momentum=0.9)
     else:
         rnn = L.LSTM(128) if name == "lstm" else L.GRU(128, reset_after=True)
-        model = em.Sequential([L.Input((100,), dtype="int64"), L.Embedding(5000, 64), rnn,
-                               L.Dense(2)])
+        model = em.Sequential(
+            [L.Input((100,), dtype="int64"), L.Embedding(5000, 64), rnn, L.Dense(2)]
+        )
         opt = em.optimizers.Adam(1e-3)
     model.compile(optimizer=opt, loss=em.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
@@ -121,21 +142,41 @@ def torch_steps(name: str):
 
     torch.manual_seed(0)
     if name == "mlp":
-        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                              nn.Linear(512, 10))
+        model = nn.Sequential(
+            nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+        )
     elif name == "cnn":
         model = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(3136, 128),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(128, 10),
+        )
     elif name == "cnn_bn":
+
         def block(i, o):
             return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
 
-        model = nn.Sequential(*block(3, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64),
-                              *block(64, 64), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1),
-                              nn.Flatten(), nn.Linear(64, 10))
+        model = nn.Sequential(
+            *block(3, 32),
+            *block(32, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            *block(64, 64),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, 10),
+        )
     else:
+
         class Rnn(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -182,8 +223,16 @@ def _time(fn) -> float:
 
 def peak_rss_child(framework: str, name: str, steps: int) -> float | None:
     """Peak-RSS growth (MB) of a training run of one framework, measured in a fresh process."""
-    cmd = [sys.executable, __file__, "--memory-child", framework, "--workload", name,
-           "--steps", str(steps)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        framework,
+        "--workload",
+        name,
+        "--steps",
+        str(steps),
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
         return float(out.stdout.strip().splitlines()[-1])
@@ -191,21 +240,92 @@ def peak_rss_child(framework: str, name: str, steps: int) -> float | None:
         return None
 
 
+def _status_kb(field: str) -> int | None:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in KiB (None off Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark of this process to its current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def memory_child(framework: str, name: str, steps: int) -> None:
+    """Print the growth of the peak RSS (MB) over a training run, from the RSS once the
+    framework, its layer modules and the data are loaded (so imports are not counted; the
+    model, optimizer state, activations and gradients are).
+
+    ``ru_maxrss`` cannot be used for this: a child forked from a large parent starts with the
+    parent's RSS as its maximum (Linux keeps it across exec), which hides the child's own peak.
+    /proc/self/status's VmHWM belongs to the new process image, and clear_refs resets it."""
+    # One tiny step of each kind first, so that what a framework sets up once per process
+    # (PyTorch's thread pools and kernel caches: about 80 MB; ember's lazily imported
+    # modules) is not charged to the workload.
     if framework == "torch":
         import torch
+        from torch import nn
 
         torch.set_num_threads(2)
+        tiny = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(18, 2))
+        rnn = nn.LSTM(2, 2, batch_first=True), nn.GRU(2, 2, batch_first=True)
+        opt = torch.optim.Adam(tiny.parameters())
+        for _ in range(2):
+            opt.zero_grad()
+            y = torch.zeros(4, dtype=torch.long)
+            nn.CrossEntropyLoss()(tiny(torch.randn(4, 1, 5, 5)), y).backward()
+            opt.step()
+            for r in rnn:
+                r(torch.randn(4, 3, 2))[0].sum().backward()
         make = torch_steps
     else:
+        import ember as em
+        from ember import layers as L
+
+        tiny = em.Sequential(
+            [
+                L.Input((5, 5, 1)),
+                L.Conv2D(2, 3),
+                L.BatchNormalization(),
+                L.MaxPool2D(2),
+                L.Flatten(),
+                L.Dense(2),
+            ]
+        )
+        rnn = [
+            em.Sequential([L.Input((3,), dtype="int64"), L.Embedding(5, 2), cell, L.Dense(2)])
+            for cell in (L.LSTM(2), L.GRU(2))
+        ]
+        for m in (tiny, *rnn):
+            m.compile(optimizer="adam", loss=em.losses.SparseCategoricalCrossentropy(True))
+        for _ in range(2):
+            tiny.train_on_batch(np.zeros((4, 5, 5, 1), np.float32), np.zeros(4, np.int64))
+            for m in rnn:
+                m.train_on_batch(np.zeros((4, 3), np.int64), np.zeros(4, np.int64))
         make = ember_steps
+    del tiny, rnn
     make_data(name)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if _reset_peak() and _status_kb("VmRSS") is not None:
+        base = _status_kb("VmRSS")
+        read_peak = lambda: _status_kb("VmHWM")  # noqa: E731
+    else:  # no /proc: the process's own maximum (fine when started from a small parent)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        read_peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # noqa: E731
     train, _ = make(name)
     for _ in range(steps):
         train()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((peak - base) / 1024.0)  # ru_maxrss is in KiB on Linux
+    print((read_peak() - base) / 1024.0)  # KiB -> MiB
 
 
 def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
@@ -244,9 +364,11 @@ def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
         row["torch_train_ms"] = round(med["tt"], 3)
         row["torch_infer_ms"] = round(med["ti"], 3)
         row["train_ratio"] = round(
-            statistics.median(a / b for a, b in zip(times["et"], times["tt"])), 3)
+            statistics.median(a / b for a, b in zip(times["et"], times["tt"])), 3
+        )
         row["infer_ratio"] = round(
-            statistics.median(a / b for a, b in zip(times["ei"], times["ti"])), 3)
+            statistics.median(a / b for a, b in zip(times["ei"], times["ti"])), 3
+        )
     if memory:
         row["peak_rss_mb"] = peak_rss_child("ember", name, 10)
         if against:
@@ -291,12 +413,27 @@ def profile(name: str, steps: int) -> None:
     total = (time.perf_counter() - t0) / steps * 1e3
     rows = sorted(totals.items(), key=lambda kv: -kv[1])
     accounted = sum(totals.values()) / steps * 1e3
-    print(json.dumps({"workload": name, "step_ms": round(total, 3),
-                      "in_ops_ms": round(accounted, 3),
-                      "outside_ops_ms": round(total - accounted, 3)}))
+    print(
+        json.dumps(
+            {
+                "workload": name,
+                "step_ms": round(total, 3),
+                "in_ops_ms": round(accounted, 3),
+                "outside_ops_ms": round(total - accounted, 3),
+            }
+        )
+    )
     for (op, phase), sec in rows:
-        print(json.dumps({"op": op, "phase": phase, "ms_per_step": round(sec / steps * 1e3, 3),
-                          "share": round(sec / steps * 1e3 / total, 3)}))
+        print(
+            json.dumps(
+                {
+                    "op": op,
+                    "phase": phase,
+                    "ms_per_step": round(sec / steps * 1e3, 3),
+                    "share": round(sec / steps * 1e3 / total, 3),
+                }
+            )
+        )
 
 
 def main(argv=None) -> int:
@@ -322,8 +459,9 @@ def main(argv=None) -> int:
         if args.profile:
             profile(name, args.steps)
         else:
-            print(json.dumps(bench(name, args.steps, args.against, not args.no_memory)),
-                  flush=True)
+            print(
+                json.dumps(bench(name, args.steps, args.against, not args.no_memory)), flush=True
+            )
     return 0
 
 

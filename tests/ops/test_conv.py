@@ -12,7 +12,7 @@ from ember.errors import EmberValueError, ShapeError
 from ember.ops import conv as conv_module
 from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length, sum_rows
 
-ALGORITHMS = ["im2col", "rows", "1x1"]  # forward; the input gradient: "rows", "scatter", "1x1"
+ALGORITHMS = ["chunks", "im2col", "rows", "1x1"]  # forward; dx: "flip", "rows", "scatter", "1x1"
 
 
 def reference_conv2d(x, w, b, strides, pads, dilation):
@@ -125,7 +125,7 @@ def test_conv2d_without_input_gradient_still_gives_weight_gradients(rng):
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-@pytest.mark.parametrize("dx_algorithm", ["rows", "scatter"])
+@pytest.mark.parametrize("dx_algorithm", ["flip", "rows", "scatter"])
 def test_conv2d_backward_accepts_a_read_only_gradient(algorithm, dx_algorithm, rng):
     k = 1 if algorithm == "1x1" else 3
     x = em.tensor(rng.standard_normal((1, 4, 4, 2)), requires_grad=True)
@@ -158,7 +158,11 @@ def test_conv2d_gradcheck_every_padding_stride_dilation(padding, stride, dilatio
 
 @pytest.mark.parametrize(
     "padding, dilation, algorithm, dx_algorithm",
-    list(itertools.product(["valid", "same"], [1, 2], ["im2col", "rows"], ["rows", "scatter"])),
+    list(
+        itertools.product(
+            ["valid", "same"], [1, 2], ["chunks", "im2col", "rows"], ["flip", "rows", "scatter"]
+        )
+    ),
 )
 def test_conv2d_gradcheck_stride_1_algorithms(
     padding, dilation, algorithm, dx_algorithm, float64, rng
@@ -226,8 +230,12 @@ def test_conv2d_rejects_an_algorithm_that_does_not_fit(rng):
     x, w = rng.standard_normal((1, 5, 5, 1)), rng.standard_normal((3, 3, 1, 1))
     with pytest.raises(EmberValueError, match="algorithm='rows' does not fit"):
         Conv2D.apply(x, w, strides=(2, 2), algorithm="rows")
-    with pytest.raises(EmberValueError, match="algorithm must be 'im2col', 'rows' or '1x1'"):
+    with pytest.raises(EmberValueError, match="algorithm must be 'chunks', 'im2col', 'rows'"):
         Conv2D.apply(x, w, algorithm="fft")
+    with pytest.raises(EmberValueError, match="dx_algorithm='flip' does not fit"):
+        Conv2D.apply(x, w, strides=(2, 2), dx_algorithm="flip")
+    with pytest.raises(EmberValueError, match="dx_algorithm must be 'flip', 'rows'"):
+        Conv2D.apply(x, w, dx_algorithm="fft")
 
 
 @pytest.mark.parametrize("rows", [256, 48, 12, 7])  # each way of folding rows, and none
@@ -254,6 +262,50 @@ def test_inference_forward_in_chunks_matches_the_definition(
         y = conv2d(em.tensor(x, dtype=np.float64), w, b, strides, padding, dilation)
     assert not y.requires_grad
     np.testing.assert_allclose(y.data, reference_conv2d(x, w, b, s, pads, d), rtol=1e-10)
+
+
+@pytest.mark.parametrize("strides, padding, dilation", [(1, "same", 1), (2, "valid", 2)])
+def test_chunked_training_matches_im2col_over_many_chunks(
+    strides, padding, dilation, monkeypatch, rng
+):
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one image per chunk, 5 chunks
+    x = rng.standard_normal((5, 9, 8, 4))
+    w = rng.standard_normal((3, 3, 4, 6))
+    b = rng.standard_normal(6)
+    g = rng.standard_normal(conv2d(x, w, None, strides, padding, dilation).shape)
+    grads = []
+    for algorithm in ("chunks", "im2col"):
+        ex, ew, eb = (em.tensor(a, requires_grad=True, dtype=np.float64) for a in (x, w, b))
+        dx = "flip" if strides == 1 else "scatter"
+        y = Conv2D.apply(
+            ex, ew, eb, strides=(strides,) * 2, padding=padding, dilation=(dilation,) * 2,
+            algorithm=algorithm, dx_algorithm=dx if algorithm == "chunks" else "scatter",
+        )  # fmt: skip
+        y.backward(g)
+        grads.append((y.data, ex.grad, ew.grad, eb.grad))
+    for new, old in zip(*grads):
+        np.testing.assert_allclose(new, old, rtol=1e-10, atol=1e-12)
+
+
+def test_chunked_conv_gives_the_same_bits_on_one_or_two_threads(monkeypatch, rng):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+    x = rng.standard_normal((6, 8, 8, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 5, 4)).astype(np.float32)
+    g = rng.standard_normal((6, 8, 8, 4)).astype(np.float32)
+
+    def run():
+        ex, ew = em.tensor(x, requires_grad=True), em.tensor(w, requires_grad=True)
+        y = Conv2D.apply(ex, ew, padding="same", algorithm="chunks", dx_algorithm="flip")
+        y.backward(g)
+        return y.data, ex.grad, ew.grad
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        two = run()
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        one = run()
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)
 
 
 def test_reused_work_buffers_leave_no_stale_values(float64, rng):

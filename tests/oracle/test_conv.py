@@ -67,10 +67,12 @@ def random_config(i):
 
 # which forward / input-gradient algorithms apply to a kernel size and strides
 ALGORITHMS = {
-    "im2col": lambda k, s: True, "rows": lambda k, s: s == (1, 1), "1x1": lambda k, s: k == 1,
+    "chunks": lambda k, s: True, "im2col": lambda k, s: True, "rows": lambda k, s: s == (1, 1),
+    "1x1": lambda k, s: k == 1,
 }  # fmt: skip
 DX_ALGORITHMS = {
-    "scatter": lambda k, s: True, "rows": lambda k, s: s == (1, 1), "1x1": lambda k, s: k == 1,
+    "flip": lambda k, s: s == (1, 1), "scatter": lambda k, s: True,
+    "rows": lambda k, s: s == (1, 1), "1x1": lambda k, s: k == 1,
 }  # fmt: skip
 
 

@@ -41,8 +41,11 @@ fresh on every step cost a page fault per 4 KB.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -226,26 +229,146 @@ def _patches_channel_major(xp, out_hw, window, strides, dilation) -> np.ndarray:
     return cols.reshape(kh * kw * c, n * oh * ow).T
 
 
-_CHUNK_BYTES = 2 << 20  # the patch buffer of an inference forward: about an L2 cache
+_CHUNK_BYTES = 1 << 20  # one chunk's patch matrix: half a core's L2 cache (measured best)
 
 
-def _forward_in_chunks(x, w, pads, out_hw, strides, dilation) -> np.ndarray:
-    """y = patches @ W, a chunk of images at a time through one reused patch buffer."""
-    n, c = x.shape[0], x.shape[3]
-    kh, kw, _, o = w.shape
-    (oh, ow), k = out_hw, kh * kw * c
-    patches = windows(pad_nhwc(x, pads), out_hw, (kh, kw), strides, dilation)
+class _Workers:
+    """Runs ``work(i)`` for every chunk i on the calling thread plus helper threads, one per
+    BLAS thread the user allows, each BLAS call on one thread. NumPy releases the GIL in copies
+    and GEMMs, so two cores build patches and multiply at once; one multi-threaded GEMM per
+    chunk would leave the patch copies on one core. Chunks are handed out one at a time (a
+    busy core takes fewer) and every chunk writes only its own output, so results do not
+    depend on the thread count or timing. Serial without threadpoolctl (BLAS threads as set),
+    under ``threadpool_limits(1)``, or when another thread is already running chunks."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.blas = None  # threadpoolctl's controller of NumPy's BLAS, False when unavailable
+        self.pool, self.pid = None, None
+
+    def _blas(self):
+        if self.blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+                self.blas = libs[0] if len(libs) == 1 else False
+            except Exception:  # not installed, or an unusual setup: stay serial
+                self.blas = False
+        return self.blas
+
+    def run(self, work, count: int) -> None:
+        blas = self._blas() if count > 1 else False
+        threads = blas.get_num_threads() if blas else 1
+        if threads <= 1 or not self.lock.acquire(blocking=False):
+            for i in range(count):
+                work(i)
+            return
+        try:
+            if self.pool is None or self.pid != os.getpid():  # none yet, or a forked child
+                self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="ember-conv")
+                self.pid = os.getpid()
+            blas.set_num_threads(1)
+            chunks = itertools.count()
+
+            def loop():
+                for i in chunks:
+                    if i >= count:
+                        return
+                    work(i)
+
+            helpers = [self.pool.submit(loop) for _ in range(min(threads, count) - 1)]
+            try:
+                loop()
+            finally:
+                for h in helpers:
+                    # a helper that has not started (its core is busy elsewhere) is not waited
+                    # for: this thread has done every chunk
+                    if not h.cancel():
+                        h.result()  # re-raises a helper's error
+        finally:
+            blas.set_num_threads(threads)
+            self.lock.release()
+
+
+_workers = _Workers()
+
+
+def _images_per_chunk(n: int, out_hw, k: int, itemsize: int) -> int:
+    return max(1, min(n, _CHUNK_BYTES // (out_hw[0] * out_hw[1] * k * itemsize)))
+
+
+def _padded_chunk(x, start: int, stop: int, pads) -> np.ndarray:
+    """Images start:stop of x inside a zero frame, in this thread's scratch buffer."""
+    top, bottom, left, right = pads
+    _, h, w, c = x.shape
+    buf = _scratch("padded", (stop - start, h + top + bottom, w + left + right, c), x.dtype)
+    # the buffer is shared with other shapes: write the frame every time
+    if top:
+        buf[:, :top] = 0
+    if bottom:
+        buf[:, top + h :] = 0
+    if left:
+        buf[:, top : top + h, :left] = 0
+    if right:
+        buf[:, top : top + h, left + w :] = 0
+    buf[:, top : top + h, left : left + w] = x[start:stop]
+    return buf
+
+
+def _chunk_patches(x, start, stop, pads, out_hw, window, strides, dilation) -> np.ndarray:
+    """The (images * OH * OW, KH*KW*C) patch matrix of images start:stop, in scratch."""
+    c = x.shape[3]
+    xp = _padded_chunk(x, start, stop, pads) if any(pads) else x[start:stop]
+    p = _scratch("patches", (stop - start, *out_hw, *window, c), x.dtype)
+    np.copyto(p, windows(xp, out_hw, window, strides, dilation))
+    return p.reshape(-1, window[0] * window[1] * c)
+
+
+def _conv_chunks(x, w, b, pads, out_hw, strides, dilation) -> np.ndarray:
+    """y = patches @ W (+ b), a chunk of images at a time through cache-sized buffers."""
+    n = x.shape[0]
+    kh, kw, c, o = w.shape
+    k = kh * kw * c
     dtype = np.result_type(x, w)
-    chunk = max(1, min(n, _CHUNK_BYTES // (oh * ow * k * dtype.itemsize)))
-    y = np.empty((n, oh, ow, o), dtype=dtype)
-    buf = np.empty((chunk, oh, ow, kh, kw, c), dtype=dtype)
-    w2 = w.reshape(k, o)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        part = buf[: stop - start]
-        np.copyto(part, patches[start:stop])
-        np.matmul(part.reshape(-1, k), w2, out=y[start:stop].reshape(-1, o))
+    x = x.astype(dtype, copy=False)
+    w2 = w.reshape(k, o).astype(dtype, copy=False)
+    y = np.empty((n, *out_hw, o), dtype=dtype)
+    y2 = y.reshape(n, -1, o)
+    per = _images_per_chunk(n, out_hw, k, dtype.itemsize)
+
+    def work(i):
+        start, stop = i * per, min(n, i * per + per)
+        patches = _chunk_patches(x, start, stop, pads, out_hw, (kh, kw), strides, dilation)
+        out = y2[start:stop].reshape(-1, o)
+        np.matmul(patches, w2, out=out)
+        if b is not None:
+            out += b  # while the chunk is in cache
+
+    _workers.run(work, -(-n // per))
     return y
+
+
+def _dw_chunks(x, g, w_shape, pads, strides, dilation) -> np.ndarray:
+    """dW = patches^T @ g, the patches rebuilt a chunk at a time (nothing kept from the
+    forward). Each chunk's product is summed in chunk order: the same bits on any thread
+    count."""
+    n = x.shape[0]
+    kh, kw, c, o = w_shape
+    k = kh * kw * c
+    out_hw = g.shape[1:3]
+    per = _images_per_chunk(n, out_hw, k, g.dtype.itemsize)
+    count = -(-n // per)
+    parts = np.empty((count, k, o), dtype=g.dtype)
+    g3 = g.reshape(n, -1, o)
+
+    def work(i):
+        start, stop = i * per, min(n, i * per + per)
+        patches = _chunk_patches(x, start, stop, pads, out_hw, (kh, kw), strides, dilation)
+        np.matmul(patches.T, g3[start:stop].reshape(-1, o), out=parts[i])
+
+    _workers.run(work, count)
+    return (parts[0] if count == 1 else parts.sum(axis=0)).reshape(w_shape)
 
 
 def _waste(padded_hw, out_hw) -> float:
@@ -255,24 +378,26 @@ def _waste(padded_hw, out_hw) -> float:
 
 def _algorithm(w_shape, strides, padded_hw, out_hw) -> str:
     """The faster forward for these shapes (measured on 2 cores at the benchmark's shapes):
-    "rows" wins on large images, where the full patch matrix is big (tens of MB: allocating it
-    costs page faults on every call) and little padding is wasted; "im2col" elsewhere."""
+    "chunks" (the patches of a few images at a time, in cache, on every core) unless the input
+    has 1-3 channels, where copying NHWC patches moves 1-3 values at a time and "im2col"
+    builds a channel-major patch matrix instead."""
     kh, kw, c, _ = w_shape
     if kh == 1 and kw == 1:
         return "1x1"
-    if strides == (1, 1) and kw * c >= 64 and _waste(padded_hw, out_hw) <= 1.2:
-        return "rows"
+    if c >= 4:
+        return "chunks"
     return "im2col"
 
 
 def _dx_algorithm(w_shape, strides, padded_hw, out_hw) -> str:
-    """The input gradient: "rows" (a stride-1 convolution of the gradient, no G W^T matrix of
-    patch size) unless strides skip positions or most of the padded grid is padding."""
+    """The input gradient: "flip" (at stride 1, the gradient convolved with the flipped kernel
+    through the same chunked path as the forward: no patch-sized G W^T matrix, no scatter),
+    else "scatter"."""
     kh, kw = w_shape[:2]
     if kh == 1 and kw == 1:
         return "1x1"
-    if strides == (1, 1) and _waste(padded_hw, out_hw) <= 1.5:
-        return "rows"
+    if strides == (1, 1):
+        return "flip"
     return "scatter"
 
 
@@ -302,23 +427,34 @@ class Conv2D(Function):
         top, bottom, left, right = pads
         hp, wp = h + top + bottom, wd + left + right
         algo = algorithm or _algorithm(w.shape, strides, (hp, wp), (oh, ow))
-        if algo not in ("im2col", "rows", "1x1"):
+        if algo not in ("chunks", "im2col", "rows", "1x1"):
             raise EmberValueError(
-                f"conv2d: algorithm must be 'im2col', 'rows' or '1x1', received {algo!r}"
+                f"conv2d: algorithm must be 'chunks', 'im2col', 'rows' or '1x1', received {algo!r}"
             )
         if algo == "rows" and strides != (1, 1) or algo == "1x1" and (kh, kw) != (1, 1):
             raise EmberValueError(f"conv2d: algorithm={algo!r} does not fit these shapes")
-        self.dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides, (hp, wp), (oh, ow))
+        dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides, (hp, wp), (oh, ow))
+        if dx_algo not in ("flip", "rows", "scatter", "1x1"):
+            raise EmberValueError(
+                f"conv2d: dx_algorithm must be 'flip', 'rows', 'scatter' or '1x1', received "
+                f"{dx_algo!r}"
+            )
+        if (
+            dx_algo in ("flip", "rows")
+            and strides != (1, 1)
+            or (dx_algo == "1x1" and (kh, kw) != (1, 1))
+        ):
+            raise EmberValueError(f"conv2d: dx_algorithm={dx_algo!r} does not fit these shapes")
+        self.dx_algo = dx_algo
         self.algo, self.pads, self.strides, self.dilation = algo, pads, strides, dilation
         self.x_shape, self.w, self.hp_wp = x.shape, w, (hp, wp)
         sh, sw = strides
-        if inference and algo != "1x1" and c >= 4:
-            # nothing is kept for a backward: build the patches a few images at a time into
-            # one small buffer that stays in cache (no large allocation, no page faults)
-            y = _forward_in_chunks(x, w, pads, (oh, ow), strides, dilation)
-            if b is not None:
-                y += b
-            return y
+        if algo == "chunks" or (inference and algo != "1x1" and c >= 4):
+            # the patches of a few images at a time in a cache-sized buffer: no patch matrix
+            # is allocated, and none is kept (the backward rebuilds it from x, which the graph
+            # keeps alive anyway): the memory of a training step is that of its activations
+            self.x = x
+            return _conv_chunks(x, w, b, pads, (oh, ow), strides, dilation)
         if algo == "1x1":
             # no padding can reach a 1x1 window's output; strides pick every s-th pixel
             xs = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw]
@@ -366,12 +502,16 @@ class Conv2D(Function):
         if (need_w and self.algo == "rows") or (need_x and self.dx_algo == "rows"):
             gs = self._framed_gradient(g)
         gw = None
-        if need_w and self.algo == "rows":
+        if need_w and self.algo == "chunks":
+            gw = _dw_chunks(self.x, g, self.w.shape, self.pads, self.strides, self.dilation)
+        elif need_w and self.algo == "rows":
             gw = self._dw_rows(gs)
         elif need_w:
             gw = np.matmul(self.cols.T, g2).reshape(self.w.shape)
         gx = None
-        if need_x and self.dx_algo == "rows":
+        if need_x and self.dx_algo == "flip":
+            gx = self._dx_flip(g)
+        elif need_x and self.dx_algo == "rows":
             gx = self._dx_rows(gs)
         elif need_x and self.dx_algo == "scatter":
             gx = self._dx_scatter(g2, g.shape[1:3])
@@ -414,6 +554,17 @@ class Conv2D(Function):
         for i in range(kh):
             np.matmul(self.cols[i * pitch : i * pitch + self.rows].T, gq, out=gw[i])
         return gw.reshape(kh, kw, c, o)
+
+    def _dx_flip(self, g):
+        """dx = the stride-1 convolution of g with the kernel flipped in both axes and
+        transposed to (KH, KW, O, C), padded so that it is "full": a padding p before becomes
+        (KH-1)*dh - p. It runs through the forward's chunked path."""
+        kh, kw = self.w.shape[:2]
+        (dh, dw), (top, bottom, left, right) = self.dilation, self.pads
+        full = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left,
+                (kw - 1) * dw - right)  # fmt: skip
+        wf = np.ascontiguousarray(self.w[::-1, ::-1].transpose(0, 1, 3, 2))
+        return _conv_chunks(g, wf, None, full, self.x_shape[1:3], (1, 1), self.dilation)
 
     def _dx_rows(self, gs):
         """dxp[p] = sum_ij g[p - shift_ij] w[i, j]^T: a stride-1 convolution of the framed
