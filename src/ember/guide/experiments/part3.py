@@ -308,3 +308,230 @@ def symmetry_breaking(quick: bool, out_dir: Path) -> Result:
     )
     res.check("random: > 95%", rand["accuracy"] > 0.95, f"{rand['accuracy']:.1%}")
     return res
+
+
+# ---------------------------------------------------------------------------------- Q44
+# A tiny built-in corpus (written for ember) used when ../shared/data/sentiment is absent.
+_REVIEWS = (
+    ("Loved it! The staff were friendly, and the food arrived hot.", 1),
+    ("Terrible service; we waited an hour for cold soup.", 0),
+    ("Great value for money - I'd come back tomorrow.", 1),
+    ("The battery died after two days. Very disappointing.", 0),
+    ("Best pizza in town, crisp crust and fresh basil.", 1),
+    ("Rude waiter, dirty tables, never again!", 0),
+    ("Works exactly as described; setup took five minutes.", 1),
+    ("The screen cracked the first week. Avoid.", 0),
+    ("A wonderful, moving film with a brilliant cast and a score that stays with you.", 1),
+    ("Boring plot and wooden acting: I fell asleep.", 0),
+    ("Fast delivery and the case fits perfectly.", 1),
+    ("The sound is tinny and the volume too low.", 0),
+    ("Cosy room, great view, and a quiet street.", 1),
+    ("Overpriced and bland. The dessert was stale.", 0),
+    ("Excellent headset: clear calls, comfortable all day.", 1),
+    ("It stopped charging after a month, and support never replied to my three emails.", 0),
+    ("Friendly people, tasty coffee, lovely music.", 1),
+    ("The worst movie I have seen this year.", 0),
+    ("Sturdy, light and cheap. Highly recommended!", 1),
+    ("Too loud, too crowded, and the fries were soggy.", 0),
+)
+
+
+def _sentences():
+    """(texts, labels, source): the sentiment sentences of ../shared/data when that folder
+    exists (imdb + amazon + yelp), else the built-in reviews above."""
+    folder = Path(__file__).resolve().parents[5] / "shared" / "data" / "sentiment"
+    if folder.is_dir():
+        (x, y), (xt, yt) = em.datasets.sentiment_sentences(folder)
+        return list(x) + list(xt), np.concatenate([y, yt]), f"{folder} ({len(y) + len(yt)})"
+    texts, labels = zip(*_REVIEWS)
+    return list(texts), np.array(labels, np.int64), f"built-in corpus ({len(texts)})"
+
+
+@experiment(
+    44,
+    claim="Text is prepared for an RNN in steps, each checked on real sentences: standardize "
+    "(lowercase, ASCII punctuation removed: equal to a plain Python transcription), build a "
+    "vocabulary from the training texts (index 0 = padding '', 1 = '[UNK]', then words by "
+    "descending count, every kept word at least as frequent as every dropped one), map words "
+    "to ids (an unseen word gets 1; ids map back to the words), pad/truncate every sequence "
+    "to one length (zeros in front, the end kept), and feed the ids to Embedding(mask_zero) + "
+    "LSTM, which fits the training sentences (> 90% accuracy).",
+    helpers=(_sentences,),
+)
+def prepare_text(quick: bool, out_dir: Path) -> Result:
+    import collections
+    import re
+    import string
+
+    from ember.data import text
+
+    texts, labels, source = _sentences()
+    if quick:
+        texts, labels = texts[:600], labels[:600]
+    # 1) standardize, checked against a transcription of the rule
+    clean = text.standardize(texts)
+    punct = re.compile("[" + re.escape(string.punctuation) + "]")
+    std_ok = all(c == punct.sub("", t.lower()) for c, t in zip(clean, texts))
+    # 2) the vocabulary
+    vectorizer = text.TextVectorization(max_tokens=1000)
+    vectorizer.adapt(texts)
+    vocab = vectorizer.get_vocabulary()
+    counts = collections.Counter(w for c in clean for w in c.split())
+    kept = [counts[w] for w in vocab[2:]]
+    dropped = [n for w, n in counts.items() if w not in set(vocab)]
+    order_ok = all(a >= b for a, b in zip(kept, kept[1:])) and (
+        not dropped or min(kept) >= max(dropped)
+    )
+    # 3) ids, and back
+    ids = [vectorizer(t) for t in texts]
+    back_ok = all(
+        [vocab[i] if i > 1 else w for i, w in zip(seq, c.split())] == c.split()
+        for seq, c in zip(ids, clean)
+    )
+    unseen = vectorizer("zyxwvut qwertyuiop").tolist()
+    # 4) one length: pre-padding with 0, truncation keeps the end
+    maxlen = 12
+    padded = text.pad_sequences(ids, maxlen=maxlen)
+    pad_ok = all(
+        list(row) == ([0] * (maxlen - len(seq)) + list(seq))[-maxlen:]
+        for row, seq in zip(padded, ids)
+    )
+    # 5) a model consumes the ids
+    model = em.Sequential(
+        [
+            layers.Embedding(len(vocab), 16, mask_zero=True),
+            layers.LSTM(16),
+            layers.Dense(2),
+        ]
+    )
+    model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+    model.fit(padded, labels, batch_size=32, epochs=8 if quick else 15, verbose=0)
+    acc = common.accuracy(model, padded, labels)
+    rows = []
+    for t, c, seq, row in list(zip(texts, clean, ids, padded))[:6]:
+        rows.append(
+            {
+                "sentence": t[:60],
+                "standardized": c[:60],
+                "ids": " ".join(map(str, seq[:8])) + (" ..." if len(seq) > 8 else ""),
+                "padded to 12": " ".join(map(str, row)),
+            }
+        )
+    lengths = [len(s) for s in ids]
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    axes[0].hist(lengths, bins=range(0, max(lengths) + 2), color="tab:blue")
+    axes[0].axvline(maxlen, color="k", ls=":", label=f"maxlen = {maxlen}")
+    axes[0].set_xlabel("words per sentence")
+    axes[0].legend(fontsize=7)
+    top = vocab[2:12]
+    axes[1].barh(range(len(top)), [counts[w] for w in top])
+    axes[1].set_yticks(range(len(top)), top, fontsize=7)
+    axes[1].invert_yaxis()
+    axes[1].set_title("ids 2-11: the most frequent words", fontsize=8)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "text_preparation")],
+        notes=f"source: {source}; vocabulary {len(vocab)} (of {len(counts)} words); "
+        f"{np.mean(np.array(lengths) > maxlen):.0%} of sentences truncated",
+    )
+    res.values.update(vocabulary=len(vocab), train_accuracy=acc)
+    res.check("standardize = lower() + strip ASCII punctuation", std_ok)
+    res.check("vocabulary: '' and '[UNK]' first", vocab[:2] == ["", "[UNK]"], str(vocab[:4]))
+    res.check(
+        "then by descending count", order_ok, f"{len(vocab) - 2} kept, {len(dropped)} dropped"
+    )
+    res.check("ids map back to the words", back_ok)
+    res.check("an unseen word gets id 1", unseen == [1, 1], str(unseen))
+    res.check("padding in front, the end kept", pad_ok and padded.shape == (len(texts), maxlen))
+    res.check("Embedding + LSTM fits the training sentences (> 90%)", acc > 0.9, f"{acc:.1%}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q52
+def _recall_task(n: int, steps: int, seed: int):
+    """Sequences of random values in [-1, 1] with a marker channel that is 1 at one of the
+    first 3 steps; the target is the marked value: it must be carried over the whole sequence.
+    Predicting the mean (0) gives an MSE of 1/3, the variance of the targets."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(-1, 1, (n, steps)).astype(np.float32)
+    marker = np.zeros((n, steps), np.float32)
+    where = rng.integers(0, 3, n)
+    marker[np.arange(n), where] = 1
+    return np.stack([values, marker], -1), values[np.arange(n), where][:, None]
+
+
+@experiment(
+    52,
+    claim="On a 50-step memory task (report the value marked in the first 3 steps while 47 "
+    "more random values stream in), an LSTM of 16 units, whose cell starts by remembering "
+    "(forget-gate bias 5), learns to recall it (test MSE < 10% of the targets' variance) in 200 "
+    "Adam steps, while a SimpleRNN of 16 units trained the same way stays at predicting the "
+    "mean (MSE > 80% of the variance); the LSTM pays 4x the recurrent weights for its gates.",
+    helpers=(_recall_task,),
+)
+def rnn_versus_lstm(quick: bool, out_dir: Path) -> Result:
+    steps, batch = 200 if quick else 400, 32
+    x, y = _recall_task(steps * batch, 50, seed=1)
+    xt, yt = _recall_task(500, 50, seed=2)
+    var = float(np.var(yt))
+    rows, curves, units = [], {}, 16
+    for name, cell in (("SimpleRNN", layers.SimpleRNN(units)), ("LSTM", layers.LSTM(units))):
+        em.set_seed(52)
+        model = em.Sequential([cell, layers.Dense(1)])
+        model(x[:2])
+        if name == "LSTM":  # open the forget gate: bias block f (order i, f, c, o) at 5
+            kernel, recurrent, bias = cell.get_weights()
+            bias[units : 2 * units] = 5.0
+            cell.set_weights([kernel, recurrent, bias])
+        model.compile(optimizer=em.optimizers.Adam(0.01), loss="mse")
+        monitor = _BatchLosses()
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[monitor])
+        curves[name] = monitor.losses
+        mse = float(model.evaluate(xt, yt, verbose=0))
+        rows.append(
+            {
+                "model": name,
+                "recurrent weights": cell.count_params(),
+                "test MSE": mse,
+                "MSE / variance": mse / var,
+            }
+        )
+    fig, (ax,) = new_figure(size=(5.5, 3.2))
+    for name, losses in curves.items():
+        smooth = np.convolve(losses, np.ones(10) / 10, mode="valid")
+        ax.plot(smooth, label=name)
+    ax.axhline(var, color="k", ls=":", label="predicting the mean")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("training MSE (10-step average)")
+    ax.legend(fontsize=8)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "recall_task")],
+        notes=layers.LSTM(units).explain(),
+    )
+    rnn, lstm = rows
+    res.check(
+        "LSTM recalls (< 10% of the variance)",
+        lstm["MSE / variance"] < 0.1,
+        f"{lstm['MSE / variance']:.3f}",
+    )
+    res.check(
+        "SimpleRNN stays at the mean (> 80%)",
+        rnn["MSE / variance"] > 0.8,
+        f"{rnn['MSE / variance']:.3f}",
+    )
+    ratio = lstm["recurrent weights"] / rnn["recurrent weights"]
+    res.check("4x the weights", abs(ratio - 4) < 1e-9, f"{ratio:g}x")
+    return res
+
+
+class _BatchLosses(em.callbacks.Callback):
+    """Keeps the loss of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = []
+
+    def on_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))

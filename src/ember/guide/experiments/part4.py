@@ -1325,3 +1325,200 @@ def output_activations(quick: bool, out_dir: Path) -> Result:
         f"{ml_soft:.1%} vs {at_most_one:.1%}",
     )
     return res
+
+
+# ---------------------------------------------------------------------------------- Q70
+def _but_sentences(n: int, seed: int):
+    """Sentences 'the <thing> was <adj> but the <thing> was <adj>' with one positive and one
+    negative adjective; the label is the sentiment of the clause after 'but' (1: positive).
+    Every sentence's words appear in both orders, so word counts alone carry no label."""
+    rng = np.random.default_rng(seed)
+    things = ["food", "service", "staff", "music", "room", "price", "view", "coffee"]
+    good = ["good", "great", "friendly", "tasty", "lovely"]
+    bad = ["bad", "awful", "rude", "cold", "bland"]
+    texts, labels = [], []
+    for _ in range(n):
+        a, b = rng.choice(things, 2, replace=False)
+        pos, neg = rng.choice(good), rng.choice(bad)
+        last_positive = int(rng.integers(0, 2))
+        first, second = (neg, pos) if last_positive else (pos, neg)
+        texts.append(f"the {a} was {first} but the {b} was {second}")
+        labels.append(last_positive)
+    return texts, np.array(labels, np.int64)
+
+
+@experiment(
+    70,
+    claim="Word order carries meaning and an RNN reads it: on sentences such as 'the food was "
+    "good but the service was bad', whose sentiment is that of the clause after 'but', a "
+    "bag-of-words model (the average of the word embeddings) cannot beat chance (< 60% on new "
+    "sentences) because both orders hold the same words, while a SimpleRNN reading the same "
+    "embeddings in order gets > 95% and flips its answer when the two adjectives swap places.",
+    helpers=(_but_sentences,),
+)
+def rnns_read_order(quick: bool, out_dir: Path) -> Result:
+    from ember.data import text
+
+    texts, y = _but_sentences(3000 if quick else 6000, seed=70)
+    test_texts, yt = _but_sentences(500, seed=71)
+    vectorizer = text.TextVectorization()
+    vectorizer.adapt(texts)
+    x, xt = vectorizer(texts), vectorizer(test_texts)
+    size = vectorizer.vocabulary_size()
+    models = {
+        "bag of words": em.Sequential(
+            [
+                layers.Embedding(size, 16),
+                layers.GlobalAveragePooling1D(),
+                layers.Dense(16, activation="relu"),
+                layers.Dense(2),
+            ]
+        ),
+        "SimpleRNN": em.Sequential(
+            [layers.Embedding(size, 16), layers.SimpleRNN(16), layers.Dense(2)]
+        ),
+    }
+    probe = [
+        "the food was good but the service was bad",
+        "the food was bad but the service was good",
+    ]
+    rows = []
+    for name, model in models.items():
+        model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+        model.fit(x, y, batch_size=32, epochs=1 if quick else 2, verbose=0)
+        with em.no_grad():
+            p = model(vectorizer(probe)).softmax().numpy()[:, 1]
+        rows.append(
+            {
+                "model": name,
+                "parameters": model.count_params(),
+                "test accuracy": common.accuracy(model, xt, yt),
+                "p(positive): '...good but ... bad'": float(p[0]),
+                "p(positive): '...bad but ... good'": float(p[1]),
+            }
+        )
+    fig, (ax,) = new_figure(size=(5, 3))
+    ax.bar([0, 1], [r["test accuracy"] for r in rows], color=["tab:gray", "tab:blue"])
+    ax.axhline(0.5, color="k", ls=":", label="chance")
+    ax.set_xticks([0, 1], [r["model"] for r in rows])
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "word_order")],
+        notes="e.g. " + "; ".join(f"'{t}' -> {lab}" for t, lab in zip(texts[:3], y[:3])),
+    )
+    bow, rnn = rows
+    res.check("bag of words: < 60%", bow["test accuracy"] < 0.6, f"{bow['test accuracy']:.1%}")
+    res.check("SimpleRNN: > 95%", rnn["test accuracy"] > 0.95, f"{rnn['test accuracy']:.1%}")
+    p_good, p_bad = (
+        rnn["p(positive): '...good but ... bad'"],
+        rnn["p(positive): '...bad but ... good'"],
+    )
+    res.check("the RNN flips with the order", p_good < 0.5 < p_bad, f"{p_good:.2f} -> {p_bad:.2f}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q74
+def _digit_net(outputs: int):
+    """A small MLP with batch norm: the 'pre-trained model' of the fine-tuning experiment."""
+    return em.Sequential(
+        [
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.BatchNormalization(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(outputs),
+        ]
+    )
+
+
+@experiment(
+    74,
+    claim="Fine-tuning reuses what a trained model learned: a digits classifier trained on 700 "
+    "images gets a new head for a new task (odd or even) learned from just 10 labelled "
+    "images (one per digit); with its base frozen, training the head leaves every base weight "
+    "and batch-norm statistic bit-for-bit unchanged and, averaged over draws of the 10 "
+    "images (3 quick, 5 full), beats the same network trained from scratch on them by more "
+    "than 10 points; unfreezing it and fine-tuning at a 100x lower rate moves the base "
+    "weights by under 5%.",
+    helpers=(_digit_net,),
+)
+def fine_tuning(quick: bool, out_dir: Path) -> Result:
+    from ember.models import transfer
+
+    (x, y), (xt, yt) = common.digits()
+    pretrained = _digit_net(10)
+    pretrained.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+    pretrained.fit(x[:700], y[:700], batch_size=64, epochs=8, verbose=0)
+    source_acc = common.accuracy(pretrained, xt, yt)
+    saved = pretrained.get_weights()
+    pool = np.arange(700, len(x))  # images the pre-trained model never saw
+    rows, kept, moved, draws = [], [], [], 3 if quick else 5
+    for draw in range(draws):
+        rng = np.random.default_rng(draw)
+        idx = np.array([rng.choice(pool[y[pool] == d]) for d in range(10)])
+        xs, ys = x[idx], y[idx] % 2
+        em.set_seed(74 + draw)
+        scratch = _digit_net(2)
+        scratch.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+        scratch.fit(xs, ys, batch_size=10, epochs=30, verbose=0)
+        base = _digit_net(10)
+        base(x[:1])
+        base.set_weights(saved)  # "load" the pre-trained model
+        transfer.freeze(base)
+        model = transfer.replace_head(base, [layers.Dense(2)])
+        model.compile(optimizer=em.optimizers.Adam(0.01), loss=common.classifier_loss())
+        model.fit(xs, ys, batch_size=10, epochs=30, verbose=0)
+        after = base.get_weights()
+        kept.append(all(np.array_equal(a, b) for a, b in zip(saved[:-2], after[:-2])))
+        head_acc = common.accuracy(model, xt, yt % 2)
+        transfer.unfreeze(model)
+        model.compile(optimizer=em.optimizers.Adam(1e-4), loss=common.classifier_loss())
+        model.fit(xs, ys, batch_size=10, epochs=10 if quick else 30, verbose=0)
+        change = max(
+            float(np.linalg.norm(a - b) / np.linalg.norm(b))
+            for a, b in zip(base.get_weights()[:-2], saved[:-2])
+            if b.ndim == 2
+        )
+        moved.append(change)
+        rows.append(
+            {
+                "draw of 10 images": draw,
+                "from scratch": common.accuracy(scratch, xt, yt % 2),
+                "frozen base + new head": head_acc,
+                "then fine-tuned (lr / 100)": common.accuracy(model, xt, yt % 2),
+                "largest relative change of a base kernel": change,
+            }
+        )
+    cols = ["from scratch", "frozen base + new head", "then fine-tuned (lr / 100)"]
+    mean = {c: float(np.mean([r[c] for r in rows])) for c in cols}
+    rows.append(
+        {
+            "draw of 10 images": "mean",
+            **mean,
+            "largest relative change of a base kernel": float(np.max(moved)),
+        }
+    )
+    fig, (ax,) = new_figure(size=(5, 3))
+    for i, c in enumerate(cols):
+        ax.bar(i, mean[c], color=["tab:gray", "tab:blue", "tab:green"][i])
+        ax.plot([i] * draws, [r[c] for r in rows[:draws]], "k.", ms=4)
+    ax.set_xticks(range(3), ["scratch", "frozen + head", "fine-tuned"])
+    ax.set_ylim(0.5, 1)
+    ax.set_ylabel("odd/even test accuracy")
+    ax.set_title(f"10 labels; the base read digits at {source_acc:.0%}", fontsize=8)
+    res = Result(table=rows, figures=[save_figure(fig, out_dir, "fine_tuning")])
+    res.check("the frozen base (kernels, BN statistics) stays bit-for-bit", all(kept))
+    gain = mean["frozen base + new head"] - mean["from scratch"]
+    res.check(
+        "the new head beats scratch by > 10 points on average",
+        gain > 0.1,
+        f"{mean['frozen base + new head']:.1%} vs {mean['from scratch']:.1%}",
+    )
+    res.check(
+        "fine-tuning at lr / 100 moves the base < 5%",
+        max(moved) < 0.05,
+        f"largest change {max(moved):.2%}",
+    )
+    return res
