@@ -5,12 +5,11 @@ written out by hand. This is the place in ember to read how BPTT works. Every op
 same plan:
 
 forward
-  1. The input projections of ALL time steps in one GEMM:  ``G = X W + b``, shape (T, N, kU).
+  1. The input projections of ALL time steps in one GEMM:  ``G = X W + b`` (T steps at once).
      Only ``h_{t-1} U`` depends on the previous step, so only that product stays in the loop.
   2. A Python loop over time that adds ``h_{t-1} U`` into the step's slice of G and applies the
      gate nonlinearities IN PLACE (so G ends up holding the activated gates), writing the new
-     state into preallocated buffers H (T+1, N, U) (and C for LSTM).
-
+     state into preallocated buffers H (T+1 states) (and C for LSTM).
   3. When a gradient will be needed, the same loop also stores, per step, every factor of the
      chain rule that does not depend on the incoming gradient (sigma', tanh', the other gate's
      value, ...): computed there, the step's arrays are still in cache.
@@ -24,8 +23,14 @@ backward
      ``db = sum dZ``,  ``dX = dZ W^T``.
 
 Conventions (Keras's, see DESIGN §3): input is batch-major (N, T, D); the kernel is (D, kU),
-the recurrent kernel (U, kU); LSTM gates are ordered i, f, c, o and GRU gates z, r, h. Inside
-the loop the arrays are time-major (T, N, .) so that each step's slice is contiguous.
+the recurrent kernel (U, kU); LSTM gates are ordered i, f, c, o and GRU gates z, r, h.
+
+Layout inside the ops: the equations are written as usual (``h_t = ...``, rows are examples),
+but the per-step arrays are stored TRANSPOSED, features by batch: a state is (U, N) and a step's
+gates (kU, N), all steps stacked time-major: H is (T+1, U, N), G is (T, kU, N). Each gate is
+then a contiguous block of rows, so every elementwise op of the loops reads and writes
+contiguous memory (NumPy is several times slower writing into strided column blocks), and the
+per-step products are ``U^T h^T`` and ``U dz^T``, the GEMM shapes BLAS runs fastest here.
 
 Masks (N, T) of booleans (from ``Embedding(mask_zero=True)``): at a masked step the state is
 carried over unchanged, and the output repeats the previous output (zeros before the first
@@ -38,8 +43,7 @@ multiplied by it (the same mask at every step), as in Keras's cells.
 
 Speed notes: sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates' columns of W, U
 and b halved (exact in floating point) one in-place tanh activates all gates of a step. The
-small per-step GEMMs run on one BLAS thread: a second thread gains nothing at (N, U) x (U, 4U)
-and would keep spinning on the other core between steps, slowing the elementwise work.
+per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there).
 """
 
 from __future__ import annotations
@@ -55,11 +59,20 @@ from ember.errors import EmberValueError, ShapeError
 
 # ------------------------------------------------------------------------------------ helpers
 
+# BLAS threads for the small per-step GEMMs of the time loops (None: leave BLAS as it is).
+# On a quiet machine two threads are slightly faster at these shapes, but between two GEMMs
+# OpenBLAS's worker keeps spinning on the second core, and on a loaded (shared) machine that
+# starves the loop's own elementwise work: one thread is the robust choice. Needs
+# threadpoolctl; without it the setting is ignored.
+LOOP_BLAS_THREADS: int | None = 1
+
 _BLAS: dict = {}
 
 
-def _one_blas_thread():
-    """Context in which BLAS runs on one thread (threadpoolctl when installed; else a no-op)."""
+def _loop_blas():
+    """Context in which the per-step GEMMs run with ``LOOP_BLAS_THREADS`` BLAS threads."""
+    if LOOP_BLAS_THREADS is None:
+        return contextlib.nullcontext()
     if "ctl" not in _BLAS:
         try:
             from threadpoolctl import ThreadpoolController
@@ -68,7 +81,23 @@ def _one_blas_thread():
         except Exception:  # not installed, or an unusual BLAS: run as is
             _BLAS["ctl"] = None
     ctl = _BLAS["ctl"]
-    return ctl.limit(limits=1, user_api="blas") if ctl is not None else contextlib.nullcontext()
+    if ctl is None:
+        return contextlib.nullcontext()
+    return ctl.limit(limits=LOOP_BLAS_THREADS, user_api="blas")
+
+
+# Every few steps the loops set magnitudes below tiny / eps (about 1e-31 in float32, 1e-292 in
+# float64) to zero. A vanishing gradient (or a decaying state) otherwise sinks into subnormal
+# numbers, on which the CPU computes 10-100x slower (a 300-step LSTM's backward went from 25 ms
+# to 560 ms); values that small cannot change any sum they take part in.
+_FLUSH_EVERY = 4
+
+
+def _flush_tiny_(a: np.ndarray, scratch: np.ndarray) -> None:
+    """Zero the entries of a whose magnitude is below tiny / eps of its dtype, in place."""
+    info = np.finfo(a.dtype)
+    np.abs(a, out=scratch)
+    np.copyto(a, 0, where=scratch < info.tiny / info.eps)
 
 
 def _sigmoid_from_tanh_(t: np.ndarray) -> None:
@@ -127,11 +156,12 @@ def _check_bias(op: str, bias, expected: tuple) -> None:
 
 
 def _state0(op: str, name: str, s, n: int, u: int, dtype) -> np.ndarray:
-    """An initial state as an (N, U) array: zeros when None, broadcast from (U,) or (1, U)."""
+    """An initial state as a (U, N) array (transposed): zeros when None; (N, U), (1, U) or (U,)
+    given."""
     if s is None:
-        return np.zeros((n, u), dtype)
+        return np.zeros((u, n), dtype)
     try:
-        return np.broadcast_to(np.asarray(s, dtype=dtype), (n, u))
+        return np.broadcast_to(np.asarray(s, dtype=dtype), (n, u)).T
     except ValueError:
         raise ShapeError(
             f"{op}: {name} must have shape (batch, units) = ({n}, {u}), received {_shape_of(s)}"
@@ -139,19 +169,20 @@ def _state0(op: str, name: str, s, n: int, u: int, dtype) -> np.ndarray:
 
 
 def _time_major(x: np.ndarray, go_backwards: bool, dtype) -> np.ndarray:
-    """(N, T, D) -> a contiguous (T, N, D) copy in processing order (reversed for go_backwards)."""
+    """(N, T, D) -> a (T, N, D) copy in processing order (reversed for go_backwards)."""
     xt = x.transpose(1, 0, 2)
     if go_backwards:
         xt = xt[::-1]
-    return np.ascontiguousarray(xt, dtype=dtype)
+    return np.array(xt, dtype=dtype, order="C")
 
 
-def _batch_major_grad(dx_tm: np.ndarray, go_backwards: bool, dtype) -> np.ndarray:
-    """Gradient (T, N, D) in processing order -> (N, T, D) in the input's order."""
-    dx = dx_tm.transpose(1, 0, 2)
-    if go_backwards:
-        dx = dx[:, ::-1]
-    return dx.astype(dtype, copy=False)
+def _input_projection(xt: np.ndarray, w: np.ndarray, b) -> np.ndarray:
+    """G[t] = (x_t W + b)^T for every step: (T, N, D) -> (T, kU, N), as T products
+    W^T x_t^T in one batched matmul (each lands contiguous in G; no transpose copy)."""
+    G = np.matmul(np.ascontiguousarray(w.T), xt.transpose(0, 2, 1))
+    if b is not None:
+        G += b[:, None]
+    return G
 
 
 class _Masks:
@@ -159,7 +190,7 @@ class _Masks:
 
     def __init__(self, op: str, mask, n: int, t: int, go_backwards: bool, zero_output: bool):
         self.m = None  # (T, N) bool, or None when no step is masked
-        self.out_scale = None  # (T, N, 1) 0/1 factor of each step's output, or None
+        self.out_scale = None  # (T, 1, N) 0/1 factor of each step's output, or None
         if mask is None:
             return
         mask = np.asarray(mask)
@@ -174,63 +205,75 @@ class _Masks:
         if m.all():
             return
         self.m = np.ascontiguousarray(m)
-        # per step: does any row of the batch keep its state? (skip the copy where none does)
+        self.keep = ~self.m[:, None, :]  # (T, 1, N): where the old state is kept
+        # per step: does any example keep its state? (skip the copy where none does)
         self.any_masked = (~self.m).any(axis=1).tolist()
         # Keras: a masked step outputs the previous output, which is zero before the first
         # unmasked step; with zero_output_for_mask it is zero at every masked step
-        keep = self.m if zero_output else np.logical_or.accumulate(self.m, axis=0)
-        if not keep.all():
-            self.out_scale = keep[..., None]
+        shown = self.m if zero_output else np.logical_or.accumulate(self.m, axis=0)
+        if not shown.all():
+            self.out_scale = shown[:, None, :]
 
     def float_mask(self, dtype) -> np.ndarray:
-        return self.m[..., None].astype(dtype)  # (T, N, 1)
+        return self.m[:, None, :].astype(dtype)  # (T, 1, N)
+
+    def keep_state(self, H: np.ndarray, t: int) -> None:
+        """Masked examples of step t keep the previous state: H[t+1] <- H[t] there."""
+        if self.m is not None and self.any_masked[t]:
+            np.copyto(H[t + 1], H[t], where=self.keep[t])
 
 
 def _outputs(H: np.ndarray, masks: _Masks, return_sequences: bool) -> np.ndarray:
-    """The op's first output from the state sequence H (T+1, N, U)."""
+    """The op's first output from the (transposed) states H (T+1, U, N); always a copy."""
     if not return_sequences:
         last = H[-1] if masks.out_scale is None else H[-1] * masks.out_scale[-1]
-        return np.array(last)  # a copy: the output must not alias the saved buffer
+        return last.T.copy()  # (N, U)
     seq = H[1:] if masks.out_scale is None else H[1:] * masks.out_scale
-    return seq.transpose(1, 0, 2).copy()  # (N, T, U), never a view of the saved buffer
+    return seq.transpose(2, 0, 1).copy()  # (N, T, U)
 
 
-def _output_grads(gy: np.ndarray, masks: _Masks, return_sequences: bool, dtype):
-    """(dh at the last step, dY per step (T, N, U) time-major or None)."""
+def _output_grads(gy: np.ndarray, gh: np.ndarray, masks: _Masks, return_sequences, dtype):
+    """(dh (U, N) to start the backward loop with, per-step dY (T, U, N) or None)."""
+    dh = np.array(gh.T, dtype=dtype)  # a fresh buffer: gh itself is never written
     if not return_sequences:
-        g = gy if masks.out_scale is None else gy * masks.out_scale[-1]
-        return g.astype(dtype, copy=False), None
-    gys = gy.transpose(1, 0, 2)  # (T, N, U) view
+        dh += gy.T if masks.out_scale is None else gy.T * masks.out_scale[-1]
+        return dh, None
+    gys = gy.transpose(1, 2, 0)  # (T, U, N) view
     if masks.out_scale is not None:
         gys = gys * masks.out_scale
-    return None, gys
+    return dh, gys
 
 
 def _raw(a):
     return a.data if isinstance(a, Tensor) else a
 
 
-# ------------------------------------------------------------------------------------ shared
+def _finish(fn, D, xt, kernel, Hprev, go_backwards, x_dtype, x_cols=None, h_cols=None):
+    """dX, dW, dU and the input-side bias sum from the per-step gradients D (T, K, N).
 
-
-def _finish(fn, dZx, dZh, xt, kernel, Hprev, go_backwards, x_dtype):
-    """dX, dW, dU and the input-side bias sum from the per-step pre-activation gradients.
-
-    dZx (T*N, kU) is the gradient of the input-side pre-activations x_t W + b and dZh that of
-    the recurrent-side ones h_{t-1} U (the same array except in a GRU; None: the caller
-    computes dU); Hprev (T*N, U) holds the h that met U at every step."""
+    Columns ``x_cols`` of D^T are the gradient of the input-side pre-activations x_t W + b,
+    columns ``h_cols`` that of the recurrent-side ones h_{t-1} U (None: the caller computes
+    dU); both default to all of D. ``kernel`` has the columns in D's order; ``Hprev``
+    (T, U, N) holds the h that met U at every step."""
     t_len, n, d = xt.shape
     need = fn.needs_input_grad
+    Dr = D.transpose(0, 2, 1).reshape(t_len * n, D.shape[1])  # (T*N, K): one copy
+    dZx = Dr if x_cols is None else Dr[:, x_cols]
     dx = dw = du = db = None
     if need[0]:
-        dx = _batch_major_grad((dZx @ kernel.T).reshape(t_len, n, d), go_backwards, x_dtype)
+        dx = (dZx @ kernel.T).reshape(t_len, n, d).transpose(1, 0, 2)  # (N, T, D)
+        if go_backwards:
+            dx = dx[:, ::-1]
+        dx = dx.astype(x_dtype, copy=False)
     if need[1]:
         dw = xt.reshape(t_len * n, d).T @ dZx  # sum_t x_t^T dz_t
-    if need[2] and dZh is not None:
-        du = Hprev.T @ dZh  # sum_t h_{t-1}^T dz_t
-    if _need(fn, 3):
+    if need[2] and h_cols is not False:
+        dZh = Dr if h_cols is None else Dr[:, h_cols]
+        Hr = Hprev.transpose(0, 2, 1).reshape(t_len * n, -1)  # (T*N, U)
+        du = Hr.T @ dZh  # sum_t h_{t-1}^T dz_t
+    if len(need) > 3 and need[3]:
         db = dZx.sum(axis=0)
-    return dx, dw, du, db
+    return dx, dw, du, db, Dr
 
 
 def _need(fn, k: int) -> bool:
@@ -286,31 +329,30 @@ class SimpleRNNSequence(Function):
             )
         dt = kernel.dtype
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
-        rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt)
+        rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
 
-        # 1. all input projections in one GEMM: A[t] = x_t W + b        # (T, N, U)
+        # 1. all input projections in one GEMM: A[t] = (x_t W + b)^T     # (T, U, N)
         sig = activation == "sigmoid"
-        W, R, b = kernel, recurrent_kernel, bias
+        W, Rk, b = kernel, recurrent_kernel, bias
         if sig:  # sigmoid(a) = (1 + tanh(a / 2)) / 2
-            W, R = W * 0.5, R * 0.5
+            W, Rk = W * 0.5, Rk * 0.5
             b = None if b is None else b * 0.5
-        A = np.matmul(xt.reshape(t_len * n, d), W).reshape(t_len, n, u)
-        if b is not None:
-            A += b
-        H = np.empty((t_len + 1, n, u), dt)  # H[t+1] = h_t; H[0] = h0
+        A = _input_projection(xt, W, b)
+        RT = np.ascontiguousarray(Rk.T)  # (U, U): the step's product is U^T h^T
+        H = np.empty((t_len + 1, u, n), dt)  # H[t+1] = h_t^T; H[0] = h0^T
         H[0] = _state0(op, "h0", h0, n, u, dt)
-        Hs = H if rm is None else np.empty((t_len, n, u), dt)  # the h that meets U
-        S = np.empty((n, u), dt)  # scratch for h_{t-1} U
+        Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
+        S = np.empty((u, n), dt)  # scratch for (h_{t-1} U)^T
         # act'(a_t) per step (only when a gradient will be needed)
-        P = np.empty((t_len, n, u), dt) if record and activation != "linear" else None
+        P = np.empty((t_len, u, n), dt) if record and activation != "linear" else None
 
         # 2. the recurrence
-        with _one_blas_thread():
+        with _loop_blas():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                np.matmul(Hs[t], R, out=S)  # (N, U)
+                np.matmul(RT, Hs[t], out=S)  # (U, N)
                 a = A[t]
                 a += S  # a_t = x_t W + b + h_{t-1} U
                 h = H[t + 1]
@@ -324,7 +366,7 @@ class SimpleRNNSequence(Function):
                     np.tanh(a, out=h)
                     if sig:
                         _sigmoid_from_tanh_(h)
-                    if P is not None:  # tanh' = 1 - h^2,  sigmoid' = h (1 - h)
+                    if P is not None:  # 3. tanh' = 1 - h^2,  sigmoid' = h (1 - h)
                         p = P[t]
                         if sig:
                             np.subtract(1, h, out=p)
@@ -332,13 +374,14 @@ class SimpleRNNSequence(Function):
                         else:
                             np.multiply(h, h, out=p)
                             np.subtract(1, p, out=p)
-                if masks.m is not None and masks.any_masked[t]:  # masked rows keep h_{t-1}
-                    np.copyto(h, H[t], where=~masks.m[t][:, None])
+                masks.keep_state(H, t)  # masked examples keep h_{t-1}
+                if t % _FLUSH_EVERY == 0:
+                    _flush_tiny_(h, S)
 
         if record:
             self.saved = (xt, kernel, recurrent_kernel, H, Hs, P, rm, masks)
             self.opts = (go_backwards, return_sequences, x.dtype)
-        return _outputs(H, masks, return_sequences), H[-1].copy()
+        return _outputs(H, masks, return_sequences), H[-1].T.copy()
 
     def backward(self, gy, gh):
         xt, kernel, recurrent_kernel, H, Hs, P, rm, masks = self.saved
@@ -350,19 +393,15 @@ class SimpleRNNSequence(Function):
         if masks.m is not None:
             # at masked steps the state was copied: da = 0 there, and dh passes straight back
             mf = masks.float_mask(dt)
-            P = mf * np.ones((1, n, u), dt) if P is None else P * mf
+            P = np.broadcast_to(mf, (t_len, u, n)) if P is None else P * mf
             carry = 1 - mf
 
-        dh_last, gys = _output_grads(gy, masks, return_sequences, dt)
-        dh = np.array(gh, dtype=dt)  # dL/dh_t, carried backwards; gh is never written
-        if dh_last is not None:
-            dh += dh_last
-        dA = np.empty((t_len, n, u), dt)  # dL/da_t for every step
-        RT = recurrent_kernel.T
-        tmp = np.empty((n, u), dt)
+        dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dh: dL/dh_t (U, N)
+        dA = np.empty((t_len, u, n), dt)  # dL/da_t for every step
+        tmp = np.empty((u, n), dt)
 
         # 4. backwards through time
-        with _one_blas_thread():
+        with _loop_blas():
             for t in range(t_len - 1, -1, -1):
                 if gys is not None:
                     dh += gys[t]  # the output y_t = h_t also receives a gradient
@@ -374,17 +413,17 @@ class SimpleRNNSequence(Function):
                 masked = carry is not None and masks.any_masked[t]
                 if masked:
                     np.multiply(dh, carry[t], out=tmp)
-                np.matmul(da, RT, out=dh)  # dh_{t-1} = da_t U^T
+                np.matmul(recurrent_kernel, da, out=dh)  # dh_{t-1} = da_t U^T
                 if rm is not None:
                     dh *= rm
                 if masked:
                     dh += tmp
+                if t % _FLUSH_EVERY == 0:
+                    _flush_tiny_(dh, tmp)
 
         # 5. the weight gradients as single GEMMs over all steps
-        dA2 = dA.reshape(t_len * n, u)
-        Hp = Hs[:t_len].reshape(t_len * n, u)
-        dx, dw, du, db = _finish(self, dA2, dA2, xt, kernel, Hp, go_backwards, x_dtype)
-        return dx, dw, du, db, dh if _need(self, 4) else None
+        dx, dw, du, db, _ = _finish(self, dA, xt, kernel, Hs[:t_len], go_backwards, x_dtype)
+        return dx, dw, du, db, dh.T if _need(self, 4) else None
 
 
 def simple_rnn(
@@ -414,7 +453,7 @@ def simple_rnn(
 # ------------------------------------------------------------------------------------ LSTM
 
 # Keras stores the LSTM gates as i, f, c, o. Inside the op they are reordered to o, i, f, c:
-# the three sigmoid gates (o, i, f) are then one contiguous slice, and the three gates whose
+# the three sigmoid gates (o, i, f) are then one contiguous block, and the three gates whose
 # gradient is a product with dc (i, f, c) another (one broadcast multiply per step in backward).
 _LSTM_ORDER = (3, 0, 1, 2)
 
@@ -446,42 +485,40 @@ class LSTMSequence(Function):
         dt = kernel.dtype
         u3 = 3 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
-        rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt)
+        rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
         perm = _blocks(u, _LSTM_ORDER)
         W = kernel[:, perm]  # (D, 4U), gates o, i, f, c
         R = recurrent_kernel[:, perm]  # (U, 4U)
         half = _half_columns(4 * u, slice(0, u3), dt)  # o, i, f get tanh(z / 2)
 
-        # 1. all input projections in one GEMM: G[t] = x_t W + b        # (T, N, 4U)
-        G = np.matmul(xt.reshape(t_len * n, d), W * half).reshape(t_len, n, 4 * u)
-        if bias is not None:
-            G += bias[perm] * half
-        Rh = R * half
-        H = np.empty((t_len + 1, n, u), dt)  # H[t+1] = h_t
-        C = np.empty((t_len + 1, n, u), dt)  # C[t+1] = c_t
+        # 1. all input projections in one GEMM: G[t] = (x_t W + b)^T     # (T, 4U, N)
+        G = _input_projection(xt, W * half, None if bias is None else bias[perm] * half)
+        RhT = np.ascontiguousarray((R * half).T)  # (4U, U): the step's product is U^T h^T
+        H = np.empty((t_len + 1, u, n), dt)  # H[t+1] = h_t^T
+        C = np.empty((t_len + 1, u, n), dt)  # C[t+1] = c_t^T
         H[0] = _state0(op, "h0", h0, n, u, dt)
         C[0] = _state0(op, "c0", c0, n, u, dt)
-        Hs = H if rm is None else np.empty((t_len, n, u), dt)  # the h that meets U
-        S = np.empty((n, 4 * u), dt)  # scratch for h_{t-1} U
-        ig = S[:, :u]  # scratch for i * g (S is free again by then)
-        tc = np.empty((n, u), dt)  # tanh(c_t)
+        Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
+        S = np.empty((4 * u, n), dt)  # scratch for (h_{t-1} U)^T
+        ig = S[:u]  # scratch for i * g (S is free again by then)
+        tc = np.empty((u, n), dt)  # tanh(c_t)
         if record:  # the chain-rule factors of step 3 (see backward)
-            P = np.empty((t_len, n, 4 * u), dt)
-            K = np.empty((t_len, n, u), dt)
+            P = np.empty((t_len, 4 * u, n), dt)
+            K = np.empty((t_len, u, n), dt)
 
         # 2. the recurrence; G[t] is turned into the activated gates in place
-        with _one_blas_thread():
+        with _loop_blas():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                np.matmul(Hs[t], Rh, out=S)  # (N, 4U)
+                np.matmul(RhT, Hs[t], out=S)  # (4U, N)
                 z = G[t]
-                z += S  # z_t = x_t W + b + h_{t-1} U (o, i, f columns halved)
+                z += S  # z_t = x_t W + b + h_{t-1} U (o, i, f halved)
                 np.tanh(z, out=z)
-                s = z[:, :u3]
+                s = z[:u3]
                 _sigmoid_from_tanh_(s)  # o, i, f = sigma(z)
-                o, i, f, g = z[:, :u], z[:, u : 2 * u], z[:, 2 * u : u3], z[:, u3:]
+                o, i, f, g = z[:u], z[u : 2 * u], z[2 * u : u3], z[u3:]
                 c = C[t + 1]
                 np.multiply(f, C[t], out=c)
                 np.multiply(i, g, out=ig)
@@ -490,12 +527,12 @@ class LSTMSequence(Function):
                 np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
                 if record:  # 3. the factors of backward's chain rule, while in cache
                     p = P[t]
-                    np.subtract(1, s, out=p[:, :u3])
-                    p[:, :u3] *= s  # sigma' = s (1 - s)
-                    p[:, :u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
-                    p[:, u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
-                    p[:, 2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
-                    pg = p[:, u3:]
+                    np.subtract(1, s, out=p[:u3])
+                    p[:u3] *= s  # sigma' = s (1 - s)
+                    p[:u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
+                    p[u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
+                    p[2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
+                    pg = p[u3:]
                     np.multiply(g, g, out=pg)
                     np.subtract(1, pg, out=pg)
                     pg *= i  # dz_g = dc * i (1 - g^2)
@@ -503,15 +540,16 @@ class LSTMSequence(Function):
                     np.multiply(tc, tc, out=k)
                     np.subtract(1, k, out=k)
                     k *= o  # dc += dh * o (1 - tanh(c_t)^2)
-                if masks.m is not None and masks.any_masked[t]:  # masked rows keep h, c
-                    keep = ~masks.m[t][:, None]
-                    np.copyto(H[t + 1], H[t], where=keep)
-                    np.copyto(C[t + 1], C[t], where=keep)
+                masks.keep_state(H, t)  # masked examples keep h and c
+                masks.keep_state(C, t)
+                if t % _FLUSH_EVERY == 0:
+                    _flush_tiny_(H[t + 1], tc)
+                    _flush_tiny_(c, tc)
 
         if record:
             self.saved = (xt, W, R, G, P, K, Hs, rm, masks, perm)
             self.opts = (go_backwards, return_sequences, x.dtype)
-        return _outputs(H, masks, return_sequences), H[-1].copy(), C[-1].copy()
+        return _outputs(H, masks, return_sequences), H[-1].T.copy(), C[-1].T.copy()
 
     def backward(self, gy, gh, gc):
         xt, W, R, G, P, K, Hs, rm, masks, perm = self.saved
@@ -520,15 +558,15 @@ class LSTMSequence(Function):
         u = R.shape[0]
         dt = W.dtype
 
-        # 3. The chain rule through one step, with dh = dL/dh_t and dc = dL/dc_t:
+        # The chain rule through one step, with dh = dL/dh_t and dc = dL/dc_t:
         #      dc  += dh * o * (1 - tanh(c_t)^2)             (h_t = o tanh(c_t))    K
         #      dz_o = dh * tanh(c_t) * o (1 - o)              (sigma' = s (1 - s))   P[o]
         #      dz_i = dc * g * i (1 - i)                                              P[i]
         #      dz_f = dc * c_{t-1} * f (1 - f)                                        P[f]
         #      dz_g = dc * i * (1 - g^2)                      (tanh' = 1 - tanh^2)   P[c]
         #      dc_{t-1} = dc * f,   dh_{t-1} = dz U^T
-        #    Every factor right of dh / dc was stored by forward, so the loop only multiplies.
-        F = G[..., 2 * u : 3 * u]  # f
+        # Every factor right of dh / dc was stored by forward, so the loop only multiplies.
+        F = G[:, 2 * u : 3 * u]  # f
         carry = None
         if masks.m is not None:
             # at masked steps the state was copied: dz = 0 there, and dh, dc pass through
@@ -538,45 +576,41 @@ class LSTMSequence(Function):
             carry = 1 - mf
             F = F * mf + carry
 
-        dh_last, gys = _output_grads(gy, masks, return_sequences, dt)
-        dh = np.array(gh, dtype=dt)  # dL/dh_t (gh itself is never written)
-        dc = np.array(gc, dtype=dt)  # dL/dc_t
-        if dh_last is not None:
-            dh += dh_last
-        dZ = np.empty_like(G)  # dL/dz_t for every step, gates o, i, f, c     # (T, N, 4U)
-        Z4 = dZ.reshape(t_len, n, 4, u)  # gate-block views for the broadcast multiply
-        P4 = P.reshape(t_len, n, 4, u)
-        RT = R.T
-        tmp = np.empty((n, u), dt)
-        dc3 = dc[:, None, :]  # (N, 1, U) view of dc
+        dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dL/dh_t (U, N)
+        dc = np.array(gc.T, dtype=dt)  # dL/dc_t (gc itself is never written)
+        dZ = np.empty_like(G)  # dL/dz_t for every step, gates o, i, f, c     # (T, 4U, N)
+        Z3 = dZ[:, u:].reshape(t_len, 3, u, n)  # i, f, c blocks of each step
+        P3 = P[:, u:].reshape(t_len, 3, u, n)
+        tmp = np.empty((u, n), dt)
 
         # 4. backwards through time
-        with _one_blas_thread():
+        with _loop_blas():
             for t in range(t_len - 1, -1, -1):
                 if gys is not None:
                     dh += gys[t]  # the output y_t = h_t also receives a gradient
                 np.multiply(dh, K[t], out=tmp)
                 dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
-                np.multiply(dh, P[t, :, :u], out=dZ[t, :, :u])  # dz_o
-                np.multiply(P4[t, :, 1:], dc3, out=Z4[t, :, 1:])  # dz_i, dz_f, dz_g
+                np.multiply(dh, P[t, :u], out=dZ[t, :u])  # dz_o
+                np.multiply(P3[t], dc, out=Z3[t])  # dz_i, dz_f, dz_g
                 dc *= F[t]  # dc_{t-1} = dc_t f_t
                 masked = carry is not None and masks.any_masked[t]
                 if masked:
                     np.multiply(dh, carry[t], out=tmp)
-                np.matmul(dZ[t], RT, out=dh)  # dh_{t-1} = dz_t U^T
+                np.matmul(R, dZ[t], out=dh)  # dh_{t-1} = dz_t U^T
                 if rm is not None:
                     dh *= rm
                 if masked:
                     dh += tmp
+                if t % _FLUSH_EVERY == 0:
+                    _flush_tiny_(dh, tmp)
+                    _flush_tiny_(dc, tmp)
 
         # 5. single GEMMs over all steps, then the gates back to Keras's order
-        dZ2 = dZ.reshape(t_len * n, 4 * u)
-        Hp = Hs[:t_len].reshape(t_len * n, u)
-        dx, dw, du, db = _finish(self, dZ2, dZ2, xt, W, Hp, go_backwards, x_dtype)
+        dx, dw, du, db, _ = _finish(self, dZ, xt, W, Hs[:t_len], go_backwards, x_dtype)
         dw, du, db = (_unpermute(a, perm) for a in (dw, du, db))
         return (
             dx, dw, du, db,
-            dh if _need(self, 4) else None, dc if _need(self, 5) else None,
+            dh.T if _need(self, 4) else None, dc.T if _need(self, 5) else None,
         )  # fmt: skip
 
 
@@ -605,11 +639,11 @@ def lstm(
 
 # ------------------------------------------------------------------------------------ GRU
 
-# In backward the GRU's gradients live in one (T, N, 4U) buffer laid out as
-# [a_h (input side), z, r, rh (recurrent side)]: its first 3U columns are the gradient of the
-# input projection x W (gates in the order h, z, r) and its last 3U columns that of the
+# In backward the GRU's per-step gradients live in one (4U, N) block laid out as
+# [a_h (input side), z, r, rh (recurrent side)]: its first 3U rows are the gradient of the
+# input projection x W (gates in the order h, z, r) and its last 3U rows that of the
 # recurrent projection h U (gates z, r, h: Keras's order), so both GEMMs read a plain slice.
-# reset_after=False uses the first 3U columns only (its U_h meets r * h, not h).
+# reset_after=False uses the first 3U rows only (its U_h meets r * h, not h).
 _GRU_X_ORDER = (2, 0, 1)
 
 
@@ -641,65 +675,64 @@ class GRUSequence(Function):
         dt = kernel.dtype
         u2 = 2 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
-        rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt)
+        rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
         half = _half_columns(3 * u, slice(0, u2), dt)  # z, r get tanh(z / 2)
-        Rh = recurrent_kernel * half
 
-        # 1. all input projections in one GEMM: G[t] = x_t W + b0       # (T, N, 3U)
-        G = np.matmul(xt.reshape(t_len * n, d), kernel * half).reshape(t_len, n, 3 * u)
-        b1h = None
+        # 1. all input projections in one GEMM: G[t] = (x_t W + b0)^T    # (T, 3U, N)
+        b0, b1h = None, None
         if bias is not None and reset_after:
-            G += bias[0] * half
-            G[..., :u2] += bias[1, :u2] * 0.5  # z and r add both biases: fold b1 in here
-            b1h = bias[1, u2:]  # b1_h sits inside r * (...): it stays in the loop
+            b0 = bias[0] * half
+            b0[:u2] += bias[1, :u2] * 0.5  # z and r add both biases: fold b1 in here
+            b1h = bias[1, u2:, None]  # b1_h sits inside r * (...): it stays in the loop
         elif bias is not None:
-            G += bias * half
-        H = np.empty((t_len + 1, n, u), dt)  # H[t+1] = h_t
+            b0 = bias * half
+        G = _input_projection(xt, kernel * half, b0)
+        RhT = np.ascontiguousarray((recurrent_kernel * half).T)  # (3U, U)
+        H = np.empty((t_len + 1, u, n), dt)  # H[t+1] = h_t^T
         H[0] = _state0(op, "h0", h0, n, u, dt)
-        Hs = H if rm is None else np.empty((t_len, n, u), dt)  # the h that meets U
-        tmp = np.empty((n, u), dt)
+        Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
+        tmp = np.empty((u, n), dt)
         if reset_after:
-            rec = np.empty((n, 3 * u), dt)  # h_{t-1} U (+ b1_h on the h block)
+            rec = np.empty((3 * u, n), dt)  # (h_{t-1} U)^T (+ b1_h on the h block)
         else:
-            RH = np.empty((t_len, n, u), dt)  # r * h_{t-1}, the input of U_h (kept for dU)
-            Uzr = np.ascontiguousarray(Rh[:, :u2])  # (U, 2U)
-            Uh = np.ascontiguousarray(Rh[:, u2:])  # (U, U)
-            S2 = np.empty((n, u2), dt)
+            RH = np.empty((t_len, u, n), dt)  # r * h_{t-1}, the input of U_h (kept for dU)
+            UzrT, UhT = RhT[:u2], RhT[u2:]  # contiguous row blocks: (2U, U), (U, U)
+            S2 = np.empty((u2, n), dt)
         if record:  # the chain-rule factors of step 3 (see backward)
-            Q1 = np.empty((t_len, n, 2, u), dt)  # [Ph, Pz]: dh -> [da_h, dz_z]
-            Q2 = np.empty((t_len, n, 2, u), dt)  # [Pr, r]: da_h (or d(r h)) -> [dz_r, ...]
+            Q1 = np.empty((t_len, 2, u, n), dt)  # [Ph, Pz]: dh -> [da_h, dz_z]
+            Q2 = np.empty((t_len, 2, u, n), dt)  # [Pr, r]: da_h (or d(r h)) -> [dz_r, ...]
 
         # 2. the recurrence; G[t] becomes [z, r, hh] in place
-        with _one_blas_thread():
+        with _loop_blas():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                zr, hh = G[t, :, :u2], G[t, :, u2:]
-                z, r = zr[:, :u], zr[:, u:]
+                zr, hh = G[t, :u2], G[t, u2:]
+                z, r = zr[:u], zr[u:]
                 if reset_after:
-                    np.matmul(Hs[t], Rh, out=rec)  # (N, 3U)
-                    zr += rec[:, :u2]
+                    np.matmul(RhT, Hs[t], out=rec)  # (3U, N)
+                    zr += rec[:u2]
                     np.tanh(zr, out=zr)
                     _sigmoid_from_tanh_(zr)  # z, r = sigma(.)
-                    rh = rec[:, u2:]
+                    rh = rec[u2:]
                     if b1h is not None:
                         rh += b1h
                     np.multiply(r, rh, out=tmp)  # r * (h_{t-1} U_h + b1_h)
                 else:
-                    np.matmul(Hs[t], Uzr, out=S2)
+                    np.matmul(UzrT, Hs[t], out=S2)
                     zr += S2
                     np.tanh(zr, out=zr)
                     _sigmoid_from_tanh_(zr)
                     rh = RH[t]
                     np.multiply(r, Hs[t], out=rh)  # r * h_{t-1}
-                    np.matmul(rh, Uh, out=tmp)  # (r * h_{t-1}) U_h
+                    np.matmul(UhT, rh, out=tmp)  # (r * h_{t-1}) U_h
                 hh += tmp
                 np.tanh(hh, out=hh)
                 np.subtract(H[t], hh, out=tmp)  # h_{t-1} - hh
                 if record:  # 3. the factors of backward's chain rule, while in cache
-                    ph, pz = Q1[t, :, 0], Q1[t, :, 1]
-                    pr, rr = Q2[t, :, 0], Q2[t, :, 1]
+                    ph, pz = Q1[t]
+                    pr, rr = Q2[t]
                     np.subtract(1, z, out=ph)  # 1 - z
                     np.multiply(tmp, z, out=pz)
                     pz *= ph  # dz_z = dh * (h_{t-1} - hh) z (1 - z)
@@ -712,15 +745,16 @@ class GRUSequence(Function):
                     rr[...] = r
                 tmp *= z
                 np.add(hh, tmp, out=H[t + 1])  # h_t = hh + z (h_{t-1} - hh)
-                if masks.m is not None and masks.any_masked[t]:
-                    np.copyto(H[t + 1], H[t], where=~masks.m[t][:, None])
+                masks.keep_state(H, t)
+                if t % _FLUSH_EVERY == 0:
+                    _flush_tiny_(H[t + 1], tmp)
 
         if record:
             self.saved = (xt, kernel, recurrent_kernel, G, Q1, Q2, Hs, rm, masks)
             if not reset_after:
                 self.saved += (RH,)
             self.opts = (reset_after, go_backwards, return_sequences, x.dtype)
-        return _outputs(H, masks, return_sequences), H[-1].copy()
+        return _outputs(H, masks, return_sequences), H[-1].T.copy()
 
     def backward(self, gy, gh):
         xt, kernel, recurrent_kernel, G, Q1, Q2, Hs, rm, masks = self.saved[:9]
@@ -730,7 +764,7 @@ class GRUSequence(Function):
         u2 = 2 * u
         dt = kernel.dtype
 
-        # 3. The chain rule through one step, with dh = dL/dh_t:
+        # The chain rule through one step, with dh = dL/dh_t:
         #      dz_z = dh * (h_{t-1} - hh) * z (1 - z)        (h_t = z h_{t-1} + (1 - z) hh)
         #      da_h = dh * (1 - z) * (1 - hh^2)              (a_h: the argument of tanh)
         #    reset_after=True  (a_h = x W_h + b0_h + r * rh,  rh = h_{t-1} U_h + b1_h):
@@ -739,74 +773,74 @@ class GRUSequence(Function):
         #    reset_after=False (a_h = x W_h + (r h_{t-1}) U_h + b_h):
         #      d(r h_{t-1}) = da_h U_h^T,   dz_r = d(r h_{t-1}) * h_{t-1} * r (1 - r)
         #      dh_{t-1} = dh * z + d(r h_{t-1}) * r + [dz_z, dz_r] U_zr^T
-        #    Every factor right of dh / da_h was stored by forward (Q1, Q2).
-        Zc = G[..., :u]  # z: dh -> dh_{t-1} directly
+        # Every factor right of dh / da_h was stored by forward (Q1, Q2).
+        Zc = G[:, :u]  # z: dh -> dh_{t-1} directly
         if masks.m is not None:
             # at masked steps h was copied: dz = 0 there, and dh passes straight through
             mf = masks.float_mask(dt)
-            Q1 = Q1 * mf[..., None]
+            Q1 = Q1 * mf[:, None]
             Zc = Zc * mf + (1 - mf)
 
-        dh_last, gys = _output_grads(gy, masks, return_sequences, dt)
-        dh = np.array(gh, dtype=dt)  # dL/dh_t (gh itself is never written)
-        if dh_last is not None:
-            dh += dh_last
-        direct = np.empty((n, u), dt)
-        dh3 = dh[:, None, :]  # (N, 1, U) view of dh
-        D = np.empty((t_len, n, (4 if reset_after else 3) * u), dt)  # [a_h, z, r, (rh)]
-        D4 = D.reshape(t_len, n, -1, u)
+        dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dL/dh_t (U, N)
+        direct = np.empty((u, n), dt)
+        D = np.empty((t_len, (4 if reset_after else 3) * u, n), dt)  # [a_h, z, r, (rh)]
+        D4 = D.reshape(t_len, -1, u, n)  # gate blocks of each step
         need = self.needs_input_grad
 
         # 4. backwards through time
-        with _one_blas_thread():
+        with _loop_blas():
             if reset_after:
-                RT = recurrent_kernel.T
                 for t in range(t_len - 1, -1, -1):
                     if gys is not None:
                         dh += gys[t]
-                    np.multiply(dh3, Q1[t], out=D4[t, :, :2])  # da_h, dz_z
-                    np.multiply(D4[t, :, :1], Q2[t], out=D4[t, :, 2:])  # dz_r, d(rh)
+                    np.multiply(Q1[t], dh, out=D4[t, :2])  # da_h, dz_z
+                    np.multiply(Q2[t], D4[t, 0], out=D4[t, 2:])  # dz_r, d(rh)
                     np.multiply(dh, Zc[t], out=direct)
-                    np.matmul(D[t, :, u:], RT, out=dh)  # [dz_z, dz_r, d(rh)] U^T
+                    np.matmul(recurrent_kernel, D[t, u:], out=dh)  # [dz_z, dz_r, d(rh)] U^T
                     if rm is not None:
                         dh *= rm
                     dh += direct
+                    if t % _FLUSH_EVERY == 0:
+                        _flush_tiny_(dh, direct)
             else:
-                Uzr_T = recurrent_kernel[:, :u2].T
-                Uh_T = recurrent_kernel[:, u2:].T
-                drh = np.empty((n, u), dt)
-                dzr_u = np.empty((n, u), dt)
+                Uzr = np.ascontiguousarray(recurrent_kernel[:, :u2])  # (U, 2U)
+                Uh = np.ascontiguousarray(recurrent_kernel[:, u2:])  # (U, U)
+                drh = np.empty((u, n), dt)
+                dzr_u = np.empty((u, n), dt)
                 for t in range(t_len - 1, -1, -1):
                     if gys is not None:
                         dh += gys[t]
-                    np.multiply(dh3, Q1[t], out=D4[t, :, :2])  # da_h, dz_z
-                    np.matmul(D[t, :, :u], Uh_T, out=drh)  # d(r h_{t-1})
-                    np.multiply(drh, Q2[t, :, 0], out=D[t, :, u2:])  # dz_r
+                    np.multiply(Q1[t], dh, out=D4[t, :2])  # da_h, dz_z
+                    np.matmul(Uh, D[t, :u], out=drh)  # d(r h_{t-1})
+                    np.multiply(drh, Q2[t, 0], out=D[t, u2:])  # dz_r
                     np.multiply(dh, Zc[t], out=direct)
-                    np.matmul(D[t, :, u:], Uzr_T, out=dzr_u)
-                    np.multiply(drh, Q2[t, :, 1], out=dh)
+                    np.matmul(Uzr, D[t, u:], out=dzr_u)
+                    np.multiply(drh, Q2[t, 1], out=dh)
                     dh += dzr_u  # d(the h that met U)
                     if rm is not None:
                         dh *= rm
                     dh += direct
+                    if t % _FLUSH_EVERY == 0:
+                        _flush_tiny_(dh, direct)
 
         # 5. single GEMMs over all steps; the input side back to Keras's gate order
-        D2 = D.reshape(t_len * n, -1)
-        Hp = Hs[:t_len].reshape(t_len * n, u)
         perm = _blocks(u, _GRU_X_ORDER)
-        dZx = D2[:, : 3 * u]
-        dZh = D2[:, u:] if reset_after else None
-        dx, dw, du, dbx = _finish(self, dZx, dZh, xt, kernel[:, perm], Hp, go_backwards, x_dtype)
-        dw, dbx = _unpermute(dw, perm), _unpermute(dbx, perm)
-        db = dbx
-        if reset_after and dbx is not None:
-            db = np.stack([dbx, dZh.sum(axis=0)])
+        h_cols = slice(u, None) if reset_after else False
+        dx, dw, du, dbx, Dr = _finish(
+            self, D, xt, kernel[:, perm], Hs[:t_len], go_backwards, x_dtype,
+            x_cols=slice(0, 3 * u), h_cols=h_cols,
+        )  # fmt: skip
+        dw, db = _unpermute(dw, perm), _unpermute(dbx, perm)
+        if reset_after and db is not None:
+            db = np.stack([db, Dr[:, u:].sum(axis=0)])
         if not reset_after and need[2]:
             RH = self.saved[9]
+            Hr = Hs[:t_len].transpose(0, 2, 1).reshape(t_len * n, u)
+            RHr = RH.transpose(0, 2, 1).reshape(t_len * n, u)
             du = np.empty_like(recurrent_kernel)
-            du[:, :u2] = Hp.T @ D2[:, u:]  # z, r: sum_t h_{t-1}^T dz_t
-            du[:, u2:] = RH.reshape(t_len * n, u).T @ D2[:, :u]  # h: sum_t (r h)^T da_h
-        return dx, dw, du, db, dh if _need(self, 4) else None
+            du[:, :u2] = Hr.T @ Dr[:, u:]  # z, r: sum_t h_{t-1}^T dz_t
+            du[:, u2:] = RHr.T @ Dr[:, :u]  # h: sum_t (r h_{t-1})^T da_h
+        return dx, dw, du, db, dh.T if _need(self, 4) else None
 
 
 def gru(
