@@ -151,14 +151,17 @@ def fit_arrays(strategy=None, callbacks=(), verbose=0):
 
 
 def fit_loader(strategy=None):
-    """fit on a shuffling DataLoader (each rank seeds its own: rank 0's seed must win)."""
+    """fit on a shuffling DataLoader (each rank seeds its own: rank 0's seed must win) of 54
+    examples (a multiple of 2: the sharding sampler leaves out n % world_size), validated on
+    a DataLoader of 11, which every rank reads whole."""
     from ember.data import DataLoader
 
     x, y = make_data()
     model = compiled_mlp(seed=0 if strategy is None else strategy.rank)
     em.set_seed(7 if strategy is None else 7 + strategy.rank)
-    loader = DataLoader((x, y), batch_size=8, shuffle=True)
-    history = model.fit(loader, epochs=2, verbose=0, strategy=strategy)
+    loader = DataLoader((x[:54], y[:54]), batch_size=8, shuffle=True)
+    val = DataLoader((x[53:], y[53:]), batch_size=4)  # 11 examples: nothing may be left out
+    history = model.fit(loader, epochs=2, verbose=0, validation_data=val, strategy=strategy)
     return model, history.history
 
 
@@ -192,7 +195,7 @@ def dp_fit(out: str) -> None:
     model, history = fit_arrays(strategy, callbacks=[csv], verbose=2)
     _save_fit(out, strategy.rank, model, history)
     model, history = fit_loader(strategy)
-    _save(out, f"rank{strategy.rank}_loader.npz", model)
+    _save(out, f"rank{strategy.rank}_loader.npz", model, val_loss=history["val_loss"])
     model, history = fit_last_batch_of_one(strategy)
     _save(out, f"rank{strategy.rank}_odd.npz", model)
 

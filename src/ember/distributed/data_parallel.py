@@ -297,7 +297,7 @@ class DataParallel:
         if kw.get("validation_data") is not None:
             vbs = kw.get("validation_batch_size") or bs
             kw["validation_data"] = ShardedAdapter(
-                self, loop._validation_adapter(kw["validation_data"], vbs), "fit"
+                self, loop._validation_adapter(kw["validation_data"], vbs), "fit", shard=False
             )
         callbacks = [_SyncCallback(self)] + [
             self._for_this_rank(cb) for cb in (kw.get("callbacks") or [])
@@ -425,9 +425,11 @@ class ShardedAdapter(da.Adapter):
 
     Arrays and Keras-style Sequences are cut batch by batch (``split_batch``); an
     ``ember.data.DataLoader`` is sharded (``DataParallel.shard``), so each rank loads only its
-    share; a generator must yield the same global batches on every rank."""
+    share (with ``shard=False``, for validation, every rank reads every batch and keeps its
+    part, so that no example is left out); a generator must yield the same global batches on
+    every rank."""
 
-    def __init__(self, strategy: DataParallel, inner, who: str = "fit"):
+    def __init__(self, strategy: DataParallel, inner, who: str = "fit", shard: bool = True):
         try:
             from ember.data import DataLoader
         except ImportError:  # pragma: no cover - ember.data is part of ember
@@ -439,7 +441,11 @@ class ShardedAdapter(da.Adapter):
         loader = getattr(inner, "loader", None)
         if isinstance(inner, da.ArrayAdapter):
             self.mode = "array"
-        elif isinstance(loader, DataLoader) and loader.indexable:
+        elif (
+            isinstance(loader, DataLoader)
+            and loader.indexable
+            and (shard or loader.world_size > 1)
+        ):
             if loader.world_size == 1:
                 self.mode, self.loader = "loader", strategy.shard(loader)
             else:
@@ -449,6 +455,11 @@ class ShardedAdapter(da.Adapter):
             self.mode = "sequence"
         else:
             self.mode = "stream"
+            if isinstance(loader, DataLoader) and loader.indexable:
+                # validation reads every batch on every rank (sharding would leave out the
+                # last few examples), in rank 0's order
+                seed = np.array([loader.seed], dtype=np.int64)
+                loader.seed = int(strategy.comm.broadcast_(seed, what="the data order's seed")[0])
         self.steps = len(self.loader) if self.loader is not None else inner.steps
         strategy.comm.agree(-1 if self.steps is None else self.steps, "the batches per epoch")
 
