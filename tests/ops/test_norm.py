@@ -119,3 +119,32 @@ def test_dropout_op_rejects_bad_rate_and_noise_shape():
         dropout(np.ones(3), -0.1)
     with pytest.raises(ShapeError, match="noise_shape"):
         dropout(np.ones((2, 3)), 0.5, noise_shape=(2, 2))
+
+
+def test_batch_norm_channels_last_over_many_chunks_matches_the_paper(monkeypatch, rng):
+    from ember.ops import norm as norm_module
+
+    monkeypatch.setattr(norm_module, "_CHUNK_BYTES", 64)  # 2 rows of 4 float64 channels
+    x = rng.standard_normal((3, 5, 7, 4)) * 3.0 + 50.0  # a large mean: two-pass variance
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+    xt = em.tensor(x, requires_grad=True, dtype=np.float64)
+    y, mean, var = batch_norm(xt, gamma, beta, training=True, epsilon=1e-3)
+    ry, rmean, rvar = reference_bn(x, gamma, beta, -1, 1e-3)
+    np.testing.assert_allclose(y.data, ry, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(var.data, rvar.reshape(-1), rtol=1e-10)
+    g = rng.standard_normal(x.shape)
+    y.backward(g)
+    # closed form of the paper, written out in float64
+    xhat = (x - rmean) / np.sqrt(rvar + 1e-3)
+    gh = g * gamma
+    expected = gh - gh.mean(axis=(0, 1, 2)) - xhat * (gh * xhat).mean(axis=(0, 1, 2))
+    expected /= np.sqrt(rvar + 1e-3)
+    np.testing.assert_allclose(xt.grad, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_batch_norm_float32_statistics_stay_accurate_at_a_large_mean(rng):
+    x = (rng.standard_normal((64, 8, 8, 16)) + 100.0).astype(np.float32)
+    _, mean, var = batch_norm(em.tensor(x), training=True)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean.data, x64.mean(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(var.data, x64.var(axis=(0, 1, 2)), rtol=1e-4)

@@ -22,11 +22,13 @@ class ReLU(Function):
     """z = max(0, a);  dz/da = 1 where a > 0"""
 
     def forward(self, a):
-        self.mask = a > 0
-        return np.maximum(a, 0)
+        # the output is kept, not a mask: it stays alive as the next op's input anyway, so
+        # backward's mask (out > 0, the same as a > 0) costs no memory and no forward pass
+        self.out = np.maximum(a, 0)
+        return self.out
 
     def backward(self, g):
-        return g * self.mask
+        return g * (self.out > 0)
 
 
 class LeakyReLU(Function):

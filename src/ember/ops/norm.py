@@ -16,6 +16,47 @@ from ember import backend
 from ember.autograd.function import Function
 from ember.autograd.tensor import Tensor
 from ember.errors import EmberValueError, ShapeError
+from ember.ops.conv import _scratch, _workers, sum_rows
+
+_CHUNK_BYTES = 256 << 10  # rows of channels per chunk: a few such buffers stay in L2
+
+
+def _row_chunks(rows: int, c: int, itemsize: int) -> tuple[int, int]:
+    """(rows per chunk, number of chunks) for passes over a (rows, C) array."""
+    per = max(1, min(rows, _CHUNK_BYTES // max(1, c * itemsize)))
+    return per, -(-rows // per)
+
+
+def _centered_dot(a2, x2, mean, per: int, count: int) -> np.ndarray:
+    """sum over rows of a * (x - mean) per channel (a may be x itself), the centered values
+    made a chunk at a time in cache; chunk partial sums added in chunk order (deterministic)."""
+    c = x2.shape[1]
+    parts = np.empty((count, c), dtype=x2.dtype)
+
+    def work(i):
+        lo, hi = i * per, min(x2.shape[0], i * per + per)
+        t = _scratch("bn_centered", (hi - lo, c), x2.dtype)
+        np.subtract(x2[lo:hi], mean, out=t)
+        parts[i] = np.einsum("ij,ij->j", a2[lo:hi] if a2 is not x2 else t, t)
+
+    _workers.run(work, count)
+    return sum_rows(parts) if count > 1 else parts[0]
+
+
+def _affine_rows(out2, x2, scale, shift, per: int, count: int, g2=None, gscale=None) -> None:
+    """out = x * scale + shift (+ g * gscale), per channel, a chunk at a time (one pass)."""
+
+    def work(i):
+        lo, hi = i * per, min(x2.shape[0], i * per + per)
+        o = out2[lo:hi]
+        np.multiply(x2[lo:hi], scale, out=o)
+        o += shift
+        if g2 is not None:
+            t = _scratch("bn_affine", o.shape, o.dtype)
+            np.multiply(g2[lo:hi], gscale, out=t)
+            o += t
+
+    _workers.run(work, count)
 
 
 def _channel_axis(ndim: int, axis: int) -> int:
@@ -60,6 +101,10 @@ class BatchNorm(Function):
             raise ShapeError(
                 f"batch_norm: cannot take batch statistics of an empty input {x.shape}"
             )
+        self.gamma = gamma
+        if axis == x.ndim - 1:
+            return self._forward_last(x, gamma, beta, epsilon)
+        self.fast = False
         self.channel_sum = _channel_sum(x.ndim, axis)
         mean = x.mean(axis=self.axes, keepdims=True)
         xc = x - mean
@@ -67,13 +112,64 @@ class BatchNorm(Function):
         inv = 1.0 / np.sqrt(var + np.asarray(epsilon, dtype=x.dtype))
         xc *= inv  # xc is ours: normalize in place, it becomes xhat
         self.xhat, self.inv = xc, inv
-        self.gamma = gamma
         y = xc * gamma.reshape(self.pshape) if gamma is not None else xc.copy()
         if beta is not None:
             y += beta.reshape(self.pshape)
         return y, mean.reshape(c), var.reshape(c)
 
+    def _forward_last(self, x, gamma, beta, epsilon):
+        """Channels last: x as (rows, C). Keeps x (alive in the graph anyway) and the per-channel
+        statistics instead of a normalized copy; every pass runs a cache-sized chunk of rows at
+        a time on every core."""
+        c = x.shape[-1]
+        x2 = np.ascontiguousarray(x).reshape(-1, c)
+        m, dtype = x2.shape[0], x2.dtype
+        per, count = _row_chunks(m, c, dtype.itemsize)
+        mean = sum_rows(x2) / dtype.type(m)
+        var = _centered_dot(x2, x2, mean, per, count) / dtype.type(m)  # biased, two-pass
+        inv = 1.0 / np.sqrt(var + np.asarray(epsilon, dtype=dtype))
+        scale = inv if gamma is None else inv * gamma
+        shift = -mean * scale
+        if beta is not None:
+            shift += beta
+        y = np.empty_like(x2)
+        _affine_rows(y, x2, scale, shift, per, count)
+        self.fast, self.x2, self.mean, self.inv = True, x2, mean, inv
+        self.chunks = per, count
+        return y.reshape(x.shape), mean, var
+
+    def _backward_last(self, g, g_mean, g_var):
+        """dx = a g + b x + c per channel, with a = gamma inv, b = -a inv mean(g xhat),
+        c = -a mean(g) - b mean: the closed form with xhat = (x - mean) inv folded in."""
+        x2, mean, inv = self.x2, self.mean, self.inv
+        m, c = x2.shape
+        dtype = x2.dtype
+        per, count = self.chunks
+        need_x, need_gamma, need_beta = self.needs_input_grad
+        g2 = np.ascontiguousarray(g).reshape(-1, c)
+        gbeta = sum_rows(g2)
+        ggamma = _centered_dot(g2, x2, mean, per, count) * inv  # sum(g xhat)
+        gx = None
+        if need_x:
+            a = inv if self.gamma is None else inv * self.gamma
+            b = -a * inv * ggamma / dtype.type(m)
+            shift = -a * gbeta / dtype.type(m) - b * mean
+            # paths through the returned statistics (zero when only y is used):
+            # d mean / dx = 1/m; d var / dx = 2 (x - mean) / m
+            if g_mean.any():
+                shift = shift + g_mean / dtype.type(m)
+            if g_var.any():
+                two = g_var * dtype.type(2.0 / m)
+                b = b + two
+                shift = shift - two * mean
+            gx = np.empty_like(g2)
+            _affine_rows(gx, x2, b, shift, per, count, g2, a)
+            gx = gx.reshape(g.shape)
+        return gx, ggamma if need_gamma else None, gbeta if need_beta else None
+
     def backward(self, g, g_mean, g_var):
+        if self.fast:
+            return self._backward_last(g, g_mean, g_var)
         xhat, inv, axes = self.xhat, self.inv, self.axes
         need_x, need_gamma, need_beta = self.needs_input_grad
         gbeta = g.sum(axis=axes) if (need_beta or need_x) else None
@@ -123,6 +219,12 @@ class BatchNormInference(Function):
             shift = shift + beta
         # y = x * scale + shift: one multiply-add over the batch
         self.x, self.mean, self.inv, self.gamma, self.scale = x, mean, inv, gamma, scale
+        if axis == x.ndim - 1 and x.flags.c_contiguous:  # a chunk of rows at a time, in cache
+            x2 = x.reshape(-1, c)
+            y = np.empty_like(x2)
+            per, count = _row_chunks(x2.shape[0], c, x2.dtype.itemsize)
+            _affine_rows(y, x2, scale.astype(x.dtype, copy=False), shift, per, count)
+            return y.reshape(x.shape)
         y = x * scale.reshape(ps)
         y += shift.reshape(ps)
         return y
