@@ -957,3 +957,111 @@ def vanishing_gradient_fixes(quick: bool, out_dir: Path) -> Result:
         f"{resid['loss, last 10 steps']:.3f}",
     )
     return res
+
+
+# ---------------------------------------------------------------------------------- Q51
+def _build_digits_mlp(params: dict):
+    """What a tuner calls for each trial: a compiled model built from the trial's values."""
+    model = common.mlp([params["units"]], "relu", out_units=10)
+    model.compile(
+        optimizer=em.optimizers.SGD(params["learning_rate"]),
+        loss=common.classifier_loss(),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+@experiment(
+    51,
+    claim="Hyperparameters are tuned by search, not trained: a grid search with ember.tuning "
+    "over learning rate {1e-4, 1e-2, 1} x hidden units {4, 64} runs each of the 6 "
+    "combinations exactly once, its validation accuracies span more than 20 points, and it "
+    "reports as best the trial with the highest validation accuracy, whose kept model scores "
+    "that accuracy again; a random search with the same budget tries 6 different learning "
+    "rates (the grid only 3), all inside the log-uniform range it was given.",
+    helpers=(_build_digits_mlp,),
+)
+def tuning_run(quick: bool, out_dir: Path) -> Result:
+    from ember import tuning
+
+    (x, y), _ = common.digits()
+    x = x.reshape(len(x), -1)
+    xv, yv, x, y = x[:300], y[:300], x[300:], y[300:]
+    fit = dict(validation_data=(xv, yv), epochs=2 if quick else 5, batch_size=32)
+    grid = tuning.GridSearch(
+        _build_digits_mlp,
+        {"learning_rate": tuning.Choice([1e-4, 1e-2, 1.0]), "units": tuning.Choice([4, 64])},
+        objective="val_accuracy",
+        seed=51,
+        pruner=None,
+        verbose=0,
+    )
+    grid.search(x, y, **fit)
+    found = grid.results
+    random = tuning.RandomSearch(
+        _build_digits_mlp,
+        {"learning_rate": tuning.Float(1e-4, 1.0, log=True), "units": tuning.Int(4, 64)},
+        objective="val_accuracy",
+        max_trials=6,
+        seed=51,
+        pruner=None,
+        verbose=0,
+    )
+    random.search(x, y, **fit)
+    rows = [
+        {"search": "grid", "trial": r["trial"], **r["params"], "val_accuracy": r["objective"]}
+        for r in found
+    ]
+    rows += [
+        {"search": "random", "trial": r["trial"], **r["params"], "val_accuracy": r["objective"]}
+        for r in random.results
+    ]
+    combos = sorted((r["params"]["learning_rate"], r["params"]["units"]) for r in found)
+    expected = sorted((lr, u) for lr in (1e-4, 1e-2, 1.0) for u in (4, 64))
+    accs = [r["objective"] for r in found]
+    top = max(found, key=lambda r: r["objective"])
+    kept = grid.best_model()
+    kept_acc = common.accuracy(kept, xv, yv)
+    rates = [r["params"]["learning_rate"] for r in random.results]
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    for ax, (name, rs) in zip(axes, (("grid", found), ("random", random.results))):
+        lr = [r["params"]["learning_rate"] for r in rs]
+        sc = ax.scatter(
+            lr,
+            [r["params"]["units"] for r in rs],
+            c=[r["objective"] for r in rs],
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            s=60,
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_title(f"{name} search", fontsize=9)
+    axes[0].set_ylabel("hidden units")
+    fig.colorbar(sc, ax=axes[1], label="validation accuracy")
+    res = Result(
+        table=rows, figures=[save_figure(fig, out_dir, "searches")], notes=grid.results_table()
+    )
+    res.check("the grid runs each combination once", combos == expected, f"{len(combos)} trials")
+    res.check(
+        "validation accuracy spans > 20 points",
+        max(accs) - min(accs) > 0.2,
+        f"{min(accs):.1%} .. {max(accs):.1%}",
+    )
+    res.check(
+        "best = the trial with the highest validation accuracy",
+        grid.best_params == top["params"],
+        str(grid.best_params),
+    )
+    res.check(
+        "its kept model scores it again",
+        abs(kept_acc - grid.best_value) < 1e-9,
+        f"{kept_acc:.4f} vs {grid.best_value:.4f}",
+    )
+    res.check(
+        "random search: 6 different rates inside [1e-4, 1]",
+        len(set(rates)) == 6 and all(1e-4 <= r <= 1.0 for r in rates),
+        ", ".join(f"{r:.2g}" for r in rates),
+    )
+    return res

@@ -1522,3 +1522,404 @@ def fine_tuning(quick: bool, out_dir: Path) -> Result:
         f"largest change {max(moved):.2%}",
     )
     return res
+
+
+# ---------------------------------------------------------------------------------- Q66
+def _memory_curve(states, inputs, lags):
+    """R^2 of recovering the input `lag` steps back from the final hidden state with a linear
+    readout (least squares fitted on one half of the sequences, scored on the other)."""
+    h = np.concatenate([states, np.ones((len(states), 1))], 1).astype(np.float64)
+    half, out = len(h) // 2, []
+    for lag in lags:
+        target = inputs[:, -1 - lag].astype(np.float64)
+        coef = np.linalg.lstsq(h[:half], target[:half], rcond=None)[0]
+        err = h[half:] @ coef - target[half:]
+        out.append(1 - float(np.mean(err**2) / np.var(target[half:])))
+    return out
+
+
+@experiment(
+    66,
+    claim="The hidden state h_t is the RNN's whole memory: ember's SimpleRNN computes h_t = "
+    "tanh(x_t W + h_{t-1} U + b) step by step (equal to a NumPy loop to 1e-5); running the "
+    "first 20 steps, then the last 20 starting from the returned state, gives exactly the "
+    "state of one 40-step run; and a linear readout of the final state of an untrained "
+    "32-unit RNN recovers the last input (R^2 > 0.95) and the one 5 steps back (R^2 > 0.9), "
+    "while inputs 35 steps back have faded (R^2 < 0.5).",
+    helpers=(_memory_curve,),
+)
+def hidden_state(quick: bool, out_dir: Path) -> Result:
+    rng = np.random.default_rng(66)
+    x = rng.uniform(-1, 1, (2000, 40, 1)).astype(np.float32)
+    rnn = layers.SimpleRNN(32, return_sequences=True, return_state=True)
+    seq, last = (a.numpy() for a in rnn(x))
+    kernel, recurrent, bias = rnn.get_weights()
+    h = np.zeros((len(x), 32))
+    for t in range(x.shape[1]):  # the recurrence, by hand
+        h = np.tanh(x[:, t] @ kernel + h @ recurrent + bias)
+    by_hand = float(np.abs(h - last).max())
+    first, mid = (a.numpy() for a in rnn(x[:, :20]))
+    _, resumed = (a.numpy() for a in rnn(x[:, 20:], initial_state=mid))
+    carried = float(np.abs(resumed - last).max())
+    lags = list(range(0, 40, 1 if not quick else 5))
+    r2 = _memory_curve(last, x[:, :, 0], lags)
+    rows = [{"steps back": k, "R^2 of a linear readout from h_T": v} for k, v in zip(lags, r2)]
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    axes[0].plot(lags, r2, "o-", ms=3)
+    axes[0].axhline(0.5, color="k", ls=":")
+    axes[0].set_xlabel("steps back")
+    axes[0].set_ylabel("R^2 of recovering that input")
+    axes[0].set_title("what h_T remembers", fontsize=9)
+    axes[1].imshow(seq[0].T, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1)
+    axes[1].set_xlabel("time step")
+    axes[1].set_ylabel("unit")
+    axes[1].set_title("h_t of one sequence", fontsize=9)
+    res = Result(
+        table=rows, figures=[save_figure(fig, out_dir, "hidden_state")], notes=rnn.explain()
+    )
+    score = dict(zip(lags, r2))
+    res.check("h_t = tanh(x_t W + h_{t-1} U + b)", by_hand < 1e-5, f"max diff {by_hand:.1e}")
+    res.check(
+        "the state carries everything: 20 + 20 steps = 40 steps",
+        carried < 1e-6,
+        f"max diff {carried:.1e}",
+    )
+    res.check("the last input: R^2 > 0.95", score[0] > 0.95, f"{score[0]:.3f}")
+    res.check("5 steps back: R^2 > 0.9", score[5] > 0.9, f"{score[5]:.3f}")
+    res.check("35 steps back: faded (R^2 < 0.5)", score[35] < 0.5, f"{score[35]:.3f}")
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q67
+def _lstm_gates(x, kernel, recurrent, bias):
+    """The LSTM's gates at every step, from its weights (Keras order i, f, c, o), in NumPy:
+    a dict of (N, T, units) arrays i, f, g (the candidate), o, c and h."""
+    n, steps, _ = x.shape
+    u = recurrent.shape[0]
+    h, c = np.zeros((n, u)), np.zeros((n, u))
+    out = {k: [] for k in "ifgoch"}
+    for t in range(steps):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        i, f = 1 / (1 + np.exp(-z[:, :u])), 1 / (1 + np.exp(-z[:, u : 2 * u]))
+        g, o = np.tanh(z[:, 2 * u : 3 * u]), 1 / (1 + np.exp(-z[:, 3 * u :]))
+        c = f * c + i * g  # forget some of the old cell, write some of the candidate
+        h = o * np.tanh(c)  # read some of the cell out
+        for k, v in zip("ifgoch", (i, f, g, o, c, h)):
+            out[k].append(v)
+    return {k: np.stack(v, 1) for k, v in out.items()}
+
+
+@experiment(
+    67,
+    claim="An LSTM has three sigmoid gates around its cell. Read off ember's layer (the "
+    "equations reproduce its h and c to 1e-5), each gate's job shows when it is forced: with "
+    "the forget gate shut the last output no longer depends on the first input (change < 1e-6); "
+    "held open, the cell is the running sum of i_t g_t; with the input gate shut nothing is "
+    "written (c stays 0); with the output gate shut h is 0 while the cell still holds values. "
+    "At initialisation the forget gate averages about sigmoid(1) = 0.73 (the unit forget bias), "
+    "the input and output gates about 0.5.",
+    helpers=(_lstm_gates,),
+)
+def lstm_gate_values(quick: bool, out_dir: Path) -> Result:
+    em.set_floatx("float64")
+    rng = np.random.default_rng(67)
+    units, x = 8, rng.normal(size=(64, 20, 3))
+    lstm = layers.LSTM(units, return_state=True)
+    _, h_last, c_last = (a.numpy() for a in lstm(x))
+    weights = lstm.get_weights()
+    gates = _lstm_gates(x, *weights)
+    match = max(
+        float(np.abs(gates["h"][:, -1] - h_last).max()),
+        float(np.abs(gates["c"][:, -1] - c_last).max()),
+    )
+
+    def forced(block: int, value: float, data):
+        """The layer's final (h, c) with one gate's bias block set to value (+-20: 1 or 0)."""
+        kernel, recurrent, bias = (w.copy() for w in weights)
+        bias[block * units : (block + 1) * units] = value
+        if block != 2:  # make the gate ignore its inputs too
+            kernel[:, block * units : (block + 1) * units] = 0
+            recurrent[:, block * units : (block + 1) * units] = 0
+        lstm.set_weights([kernel, recurrent, bias])
+        _, h, c = (a.numpy() for a in lstm(data))
+        lstm.set_weights(weights)
+        return h, c, _lstm_gates(data, kernel, recurrent, bias)
+
+    x2 = x.copy()
+    x2[:, 0] += 3.0  # change only the first input
+    h_shut, _, _ = forced(1, -20.0, x)
+    h_shut2, _, _ = forced(1, -20.0, x2)
+    no_memory = float(np.abs(h_shut - h_shut2).max())
+    _, c_open, g_open = forced(1, 20.0, x)
+    running_sum = float(np.abs(c_open - (g_open["i"] * g_open["g"]).sum(1)).max())
+    _, c_in, _ = forced(0, -20.0, x)
+    h_out, c_out, _ = forced(3, -20.0, x)
+    mean = {k: float(gates[k].mean()) for k in "ifo"}
+    rows = [
+        {
+            "setting": "as initialised",
+            "what to look at": "mean i / f / o",
+            "measured": f"{mean['i']:.3f} / {mean['f']:.3f} / {mean['o']:.3f}",
+        },
+        {
+            "setting": "forget gate shut (f = 0)",
+            "what to look at": "max |change of h_T| when x_1 changes",
+            "measured": f"{no_memory:.1e}",
+        },
+        {
+            "setting": "forget gate open (f = 1)",
+            "what to look at": "max |c_T - sum_t i_t g_t|",
+            "measured": f"{running_sum:.1e}",
+        },
+        {
+            "setting": "input gate shut (i = 0)",
+            "what to look at": "max |c_T|",
+            "measured": f"{np.abs(c_in).max():.1e}",
+        },
+        {
+            "setting": "output gate shut (o = 0)",
+            "what to look at": "max |h_T|, max |c_T|",
+            "measured": f"{np.abs(h_out).max():.1e}, {np.abs(c_out).max():.2f}",
+        },
+    ]
+    fig, axes = new_figure(ncols=2, size=(3.6, 3))
+    for k, name in (("i", "input"), ("f", "forget"), ("o", "output")):
+        axes[0].hist(gates[k].ravel(), bins=40, range=(0, 1), histtype="step", label=name)
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("gate values at initialisation", fontsize=9)
+    axes[1].plot(gates["c"][0, :, 0], label="c_t (cell)")
+    axes[1].plot(gates["h"][0, :, 0], label="h_t (output)")
+    axes[1].plot(gates["f"][0, :, 0], ":", label="f_t")
+    axes[1].set_xlabel("time step")
+    axes[1].legend(fontsize=7)
+    res = Result(
+        table=rows, figures=[save_figure(fig, out_dir, "lstm_gates")], notes=lstm.explain()
+    )
+    res.check("the equations reproduce the layer's h and c", match < 1e-5, f"{match:.1e}")
+    res.check("forget shut: no memory of x_1", no_memory < 1e-6, f"{no_memory:.1e}")
+    res.check("forget open: c = running sum of i g", running_sum < 1e-6, f"{running_sum:.1e}")
+    res.check("input shut: nothing written", np.abs(c_in).max() < 1e-6)
+    res.check(
+        "output shut: h = 0, the cell still holds values",
+        np.abs(h_out).max() < 1e-6 and np.abs(c_out).max() > 0.1,
+    )
+    res.check(
+        "initial gates: f about 0.73, i and o about 0.5",
+        abs(mean["f"] - 0.73) < 0.05
+        and abs(mean["i"] - 0.5) < 0.05
+        and abs(mean["o"] - 0.5) < 0.05,
+        f"i {mean['i']:.3f}, f {mean['f']:.3f}, o {mean['o']:.3f}",
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q71
+def _bptt_by_hand(x, w, u, b, v):
+    """Backpropagation through time for h_t = tanh(x_t W + h_{t-1} U + b), loss = h_T . v,
+    written out in NumPy: forward keeping every h_t, then backward from the last step to the
+    first, carrying dL/dh back one step at a time. Returns (dW, dU, db, dx, the per-step
+    terms h_{t-1}^T dz_t that add up to dU)."""
+    n, steps, _ = x.shape
+    hs = [np.zeros((n, u.shape[0]))]
+    for t in range(steps):
+        hs.append(np.tanh(x[:, t] @ w + hs[-1] @ u + b))
+    dw, du, db, dx = np.zeros_like(w), np.zeros_like(u), np.zeros_like(b), np.zeros_like(x)
+    terms = []
+    dh = np.broadcast_to(v, hs[-1].shape)  # dL/dh_T
+    for t in reversed(range(steps)):
+        dz = dh * (1 - hs[t + 1] ** 2)  # through tanh
+        dw += x[:, t].T @ dz
+        terms.append(hs[t].T @ dz)  # this step's share of the shared U's gradient
+        du += terms[-1]
+        db += dz.sum(0)
+        dx[:, t] = dz @ w.T
+        dh = dz @ u.T  # dL/dh_{t-1}: one step further back
+    return dw, du, db, dx, terms[::-1]
+
+
+@experiment(
+    71,
+    claim="Backpropagation through time is the chain rule on the network unrolled over the "
+    "steps, whose layers share one set of weights: ember's fused SimpleRNN and LSTM ops give "
+    "the same gradients (inputs, kernels, biases) as the same recurrences unrolled step by "
+    "step from primitive ops, and as a hand-written BPTT loop in NumPy (to 1e-10 in float64); "
+    "the shared recurrent kernel's gradient is the sum over steps of h_{t-1}^T dz_t, and the "
+    "terms of the earliest steps are the smallest (by > 10x).",
+    helpers=(_bptt_by_hand,),
+)
+def bptt(quick: bool, out_dir: Path) -> Result:
+    F = em.functional
+    em.set_floatx("float64")
+    rng = np.random.default_rng(71)
+    n, steps, d, u = 4, 30, 3, 5
+    x = rng.normal(size=(n, steps, d))
+    v = rng.normal(size=u)
+    rows = []
+    for cell in ("SimpleRNN", "LSTM"):
+        k = 1 if cell == "SimpleRNN" else 4
+        params = [
+            rng.normal(0, 0.5, (d, k * u)),
+            rng.normal(0, 0.5, (u, k * u)),
+            rng.normal(0, 0.1, k * u),
+        ]
+        fused = [em.tensor(a, requires_grad=True) for a in (x, *params)]
+        op = F.simple_rnn if cell == "SimpleRNN" else F.lstm
+        out = op(*fused, return_sequences=False)[0]
+        (out * em.tensor(v)).sum().backward()
+        # the same recurrence, one step at a time, from matmul, add, tanh, sigmoid, slicing
+        unrolled = [em.tensor(a, requires_grad=True) for a in (x, *params)]
+        xs, w, rec, b = unrolled
+        h = c = em.tensor(np.zeros((n, u)))
+        for t in range(steps):
+            z = xs[:, t] @ w + h @ rec + b
+            if cell == "SimpleRNN":
+                h = z.tanh()
+            else:  # gates i, f, c, o
+                i, f = z[:, :u].sigmoid(), z[:, u : 2 * u].sigmoid()
+                g, o = z[:, 2 * u : 3 * u].tanh(), z[:, 3 * u :].sigmoid()
+                c = f * c + i * g
+                h = o * c.tanh()
+        (h * em.tensor(v)).sum().backward()
+        for name, a, bb in zip(
+            ("input x", "kernel W", "recurrent kernel U", "bias b"), fused, unrolled
+        ):
+            rows.append(
+                {
+                    "cell": cell,
+                    "gradient of": name,
+                    "max |fused - unrolled|": float(np.abs(a.grad - bb.grad).max()),
+                }
+            )
+        if cell == "SimpleRNN":
+            dw, du, db, dx, terms = _bptt_by_hand(x, *params, v)
+            hand = {"input x": dx, "kernel W": dw, "recurrent kernel U": du, "bias b": db}
+            for r, a in zip(rows[-4:], fused):
+                r["max |fused - NumPy BPTT|"] = float(
+                    np.abs(a.grad - hand[r["gradient of"]]).max()
+                )
+            term_sum = float(np.abs(sum(terms) - fused[2].grad).max())
+            term_norms = [float(np.linalg.norm(t)) for t in terms]
+    fig, (ax,) = new_figure(size=(5.5, 3.2))
+    ax.semilogy(range(1, steps + 1), term_norms, "o-", ms=3)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("|h_{t-1}^T dz_t|")
+    ax.set_title("each step's share of dL/dU (loss on the last step)", fontsize=9)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "bptt_terms")],
+        values={"term_norms": term_norms},
+    )
+    worst = max(r["max |fused - unrolled|"] for r in rows)
+    res.check("fused = unrolled, SimpleRNN and LSTM", worst < 1e-10, f"max diff {worst:.1e}")
+    hand_worst = max(
+        r["max |fused - NumPy BPTT|"] for r in rows if "max |fused - NumPy BPTT|" in r
+    )
+    res.check("fused = the NumPy BPTT loop", hand_worst < 1e-10, f"max diff {hand_worst:.1e}")
+    res.check("dU = sum over steps of h_{t-1}^T dz_t", term_sum < 1e-10, f"{term_sum:.1e}")
+    early, late = np.mean(term_norms[:5]), np.mean(term_norms[-5:])
+    res.check(
+        "the earliest steps' terms are > 10x smaller",
+        early * 10 < late,
+        f"first 5: {early:.2e}, last 5: {late:.2e}",
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q64
+@experiment(
+    64,
+    claim="Initialise for the activation: through 20 Dense layers of 256 units, He (variance "
+    "2/fan_in) keeps ReLU activations' scale (layer 20's std within 2x of layer 1's) where "
+    "Glorot lets them shrink more than 100x; Glorot keeps tanh units out of saturation (< 5% "
+    "beyond |0.99|) where unscaled N(0, 1) weights push over 75% of them there; LeCun with "
+    "SELU self-normalises (mean within 0.1 of 0, std within 0.15 of 1 at layer 20); an "
+    "orthogonal recurrent kernel keeps every state's norm (|h U| = |h|) and an LSTM's "
+    "forget-gate bias starts at 1.",
+)
+def initialisation_schemes(quick: bool, out_dir: Path) -> Result:
+    rng = np.random.default_rng(64)
+    x = rng.normal(size=(512, 256)).astype(np.float32)
+    combos = [
+        ("relu", "he_normal"),
+        ("relu", "glorot_normal"),
+        ("tanh", "glorot_normal"),
+        ("tanh", "N(0, 1)"),
+        ("selu", "lecun_normal"),
+    ]
+    rows, stds = [], {}
+    for act, init in combos:
+        h, per_layer = x, []
+        with em.no_grad():
+            for _ in range(20):
+                scheme = em.initializers.RandomNormal(stddev=1.0) if init == "N(0, 1)" else init
+                h = layers.Dense(256, activation=act, kernel_initializer=scheme)(h)
+                per_layer.append(h.numpy())
+        stds[(act, init)] = [float(a.std()) for a in per_layer]
+        last = per_layer[-1]
+        rows.append(
+            {
+                "activation": act,
+                "initializer": init,
+                "std layer 1": float(per_layer[0].std()),
+                "std layer 20": float(last.std()),
+                "mean layer 20": float(last.mean()),
+                "layer 20 / layer 1": float(last.std() / per_layer[0].std()),
+                "share |a| > 0.99": float(np.mean(np.abs(last) > 0.99)),
+            }
+        )
+    ortho = layers.SimpleRNN(64)
+    ortho(x[:2, None, :8])
+    recurrent = ortho.get_weights()[1]
+    hs = rng.normal(size=(100, 64)).astype(np.float32)
+    norm_err = float(
+        np.max(np.abs(np.linalg.norm(hs @ recurrent, axis=1) / np.linalg.norm(hs, axis=1) - 1))
+    )
+    lstm = layers.LSTM(16)
+    lstm(x[:2, None, :8])
+    bias = lstm.get_weights()[2]
+    fig, (ax,) = new_figure(size=(5.5, 3.3))
+    for (act, init), s in stds.items():
+        ax.semilogy(range(1, 21), s, "o-", ms=3, label=f"{act} + {init}")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("std of the activations")
+    ax.legend(fontsize=7)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "init_schemes")],
+        values={"orthogonal_norm_error": norm_err},
+    )
+    r = {(row["activation"], row["initializer"]): row for row in rows}
+    he, gl = r[("relu", "he_normal")], r[("relu", "glorot_normal")]
+    res.check(
+        "ReLU + He: within 2x",
+        0.5 < he["layer 20 / layer 1"] < 2,
+        f"{he['layer 20 / layer 1']:.2f}",
+    )
+    res.check(
+        "ReLU + Glorot: shrinks > 100x",
+        gl["layer 20 / layer 1"] < 0.01,
+        f"{gl['layer 20 / layer 1']:.1e}",
+    )
+    tg, th = r[("tanh", "glorot_normal")], r[("tanh", "N(0, 1)")]
+    res.check(
+        "tanh + Glorot: < 5% saturated",
+        tg["share |a| > 0.99"] < 0.05,
+        f"{tg['share |a| > 0.99']:.1%}",
+    )
+    res.check(
+        "tanh + N(0, 1): > 75% saturated",
+        th["share |a| > 0.99"] > 0.75,
+        f"{th['share |a| > 0.99']:.1%}",
+    )
+    se = r[("selu", "lecun_normal")]
+    res.check(
+        "SELU + LeCun: mean ~ 0, std ~ 1",
+        abs(se["mean layer 20"]) < 0.1 and abs(se["std layer 20"] - 1) < 0.15,
+        f"mean {se['mean layer 20']:.3f}, std {se['std layer 20']:.3f}",
+    )
+    res.check("orthogonal recurrent kernel keeps norms", norm_err < 1e-5, f"{norm_err:.1e}")
+    res.check(
+        "LSTM biases: forget block 1, the rest 0",
+        np.all(bias[16:32] == 1) and np.all(bias[:16] == 0) and np.all(bias[32:] == 0),
+    )
+    return res
