@@ -1923,3 +1923,273 @@ def initialisation_schemes(quick: bool, out_dir: Path) -> Result:
         np.all(bias[16:32] == 1) and np.all(bias[:16] == 0) and np.all(bias[32:] == 0),
     )
     return res
+
+
+# ---------------------------------------------------------------------------------- Q53
+def _rules(name, w, g, state, lr):
+    """One update of each optimizer in NumPy, as its explain() states it (Keras 3 forms)."""
+    if name == "Adagrad":
+        state["a"] = state.get("a", np.full_like(w, 0.1)) + g**2
+        return w - lr * g / np.sqrt(state["a"] + 1e-7)
+    if name == "RMSprop":
+        state["v"] = 0.9 * state.get("v", np.zeros_like(w)) + 0.1 * g**2
+        return w - lr * g / np.sqrt(state["v"] + 1e-7)
+    if name == "AdamW":  # decoupled decay first, then Adam
+        w = w - w * 0.004 * lr
+        t = state["t"] = state.get("t", 0) + 1
+        state["m"] = state.get("m", np.zeros_like(w)) + 0.1 * (g - state.get("m", 0))
+        state["v"] = state.get("v", np.zeros_like(w)) + 0.001 * (g**2 - state.get("v", 0))
+        alpha = lr * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        return w - alpha * state["m"] / (np.sqrt(state["v"]) + 1e-7)
+    raise ValueError(name)
+
+
+@experiment(
+    53,
+    claim="The optimizers differ in what they subtract: Adagrad, RMSprop and AdamW take exactly "
+    "the steps of their published rules (to 1e-12 in float64; SGD, momentum and Adam are "
+    "checked in questions 72 and 45). Raced for 150 steps on the same digits network from the "
+    "same start, every one of SGD, momentum, Nesterov, Adagrad, RMSprop, Adam and AdamW "
+    "lowers the loss by more than half, and each with momentum or per-weight step sizes ends "
+    "below plain SGD at the same learning rate.",
+    helpers=(_rules,),
+)
+def optimizers_raced(quick: bool, out_dir: Path) -> Result:
+    (x, y), (xt, yt) = common.digits()
+    x, xt = x.reshape(len(x), -1), xt.reshape(len(xt), -1)
+    makers = {
+        "SGD": lambda p: em.optimizers.SGD(0.05, params=p),
+        "momentum": lambda p: em.optimizers.SGD(0.05, momentum=0.9, params=p),
+        "Nesterov": lambda p: em.optimizers.SGD(0.05, momentum=0.9, nesterov=True, params=p),
+        "Adagrad": lambda p: em.optimizers.Adagrad(0.05, params=p),
+        "RMSprop": lambda p: em.optimizers.RMSprop(0.002, params=p),
+        "Adam": lambda p: em.optimizers.Adam(0.002, params=p),
+        "AdamW": lambda p: em.optimizers.AdamW(0.002, params=p),
+    }
+    rows, curves, notes = [], {}, []
+    for name, make in makers.items():
+        em.set_seed(53)  # the same initial weights for every optimizer
+        model = common.mlp([64], "relu", out_units=10)
+        model(x[:1])
+        opt = make(model.trainable_weights)
+        notes.append(opt.explain())
+        losses = common.train_steps(model, x, y, common.classifier_loss(), opt, 150, 32, seed=53)
+        curves[name] = losses
+        rows.append(
+            {
+                "optimizer": name,
+                "learning rate": opt.learning_rate,
+                "loss, first 5 steps": float(np.mean(losses[:5])),
+                "loss, last 10 steps": float(np.mean(losses[-10:])),
+                "test accuracy": common.accuracy(model, xt, yt),
+            }
+        )
+    # the rules, step by step, in float64
+    em.set_floatx("float64")
+    rng = np.random.default_rng(53)
+    rule_err = {}
+    for name, cls in (
+        ("Adagrad", em.optimizers.Adagrad),
+        ("RMSprop", em.optimizers.RMSprop),
+        ("AdamW", em.optimizers.AdamW),
+    ):
+        w0 = rng.normal(size=5)
+        w, state, hand, worst = em.Parameter(w0.copy()), {}, w0.copy(), 0.0
+        opt = cls(0.01, params=[w])
+        for _ in range(5):
+            ((w - 2.0) ** 2 * em.tensor(np.arange(1.0, 6.0))).sum().backward()
+            g = w.grad.copy()
+            opt.step()
+            opt.zero_grad()
+            hand = _rules(name, hand, g, state, 0.01)
+            worst = max(worst, float(np.abs(w.numpy() - hand).max()))
+        rule_err[name] = worst
+    for r in rows:
+        r["max |step - rule|"] = rule_err.get(r["optimizer"], "-")
+    fig, (ax,) = new_figure(size=(5.5, 3.3))
+    for name, losses in curves.items():
+        ax.plot(np.convolve(losses, np.ones(10) / 10, mode="valid"), label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (10-step mean)")
+    ax.legend(fontsize=7, ncol=2)
+    res = Result(
+        table=rows, figures=[save_figure(fig, out_dir, "optimizers")], notes="\n\n".join(notes)
+    )
+    worst = max(rule_err.values())
+    res.check("Adagrad, RMSprop, AdamW follow their rules", worst < 1e-12, f"max diff {worst:.1e}")
+    res.check(
+        "every optimizer halves the loss",
+        all(r["loss, last 10 steps"] < 0.5 * r["loss, first 5 steps"] for r in rows),
+        ", ".join(f"{r['optimizer']} {r['loss, last 10 steps']:.2f}" for r in rows),
+    )
+    sgd = rows[0]["loss, last 10 steps"]
+    res.check(
+        "momentum and adaptive methods end below plain SGD",
+        all(r["loss, last 10 steps"] < sgd for r in rows[1:]),
+        f"SGD {sgd:.3f}",
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------- Q75
+_RANK_SCRIPT = '''\
+"""One rank of a data-parallel run (started by mpiexec): train on this rank's half of every
+global batch; DataParallel averages the gradients over the ranks before each update."""
+import sys
+
+import numpy as np
+
+import ember as em
+from ember import layers
+from ember.distributed import DataParallel
+
+out, steps = sys.argv[1], int(sys.argv[2])
+dp = DataParallel()
+em.set_seed(75 + dp.rank)  # different starting weights on purpose: the broadcast fixes that
+rng = np.random.default_rng(75)
+x = rng.normal(size=(64, 8)).astype(np.float32)
+y = (np.tanh(x @ rng.normal(size=(8, 1)))).astype(np.float32)
+model = em.Sequential([layers.Dense(16, activation="tanh"), layers.Dense(1)])
+model(x[:1])
+dp.broadcast_weights(model)  # every replica starts from rank 0's weights
+opt = dp.wrap_optimizer(em.optimizers.SGD(0.1, params=model.trainable_weights))
+x_local, y_local = dp.split_batch(x, y)  # this rank's 32 of the 64 examples
+for _ in range(steps):
+    em.losses.MeanSquaredError()(y_local, model(x_local)).backward()
+    opt.step()  # allreduce-mean of the gradients, then SGD
+    opt.zero_grad()
+np.save(f"{out}/rank{dp.rank}.npy", np.concatenate([w.ravel() for w in model.get_weights()]))
+'''
+
+
+def _data_parallel_problem():
+    """The rank script's data and model: 64 examples, rank 0's starting weights."""
+    rng = np.random.default_rng(75)
+    x = rng.normal(size=(64, 8)).astype(np.float32)
+    y = (np.tanh(x @ rng.normal(size=(8, 1)))).astype(np.float32)
+    em.set_seed(75)
+    model = em.Sequential([layers.Dense(16, activation="tanh"), layers.Dense(1)])
+    model(x[:1])
+    return x, y, model
+
+
+def _flat(model) -> np.ndarray:
+    return np.concatenate([w.ravel() for w in model.get_weights()])
+
+
+@experiment(
+    75,
+    claim="Data parallelism: each replica holds the whole model, computes the gradient of its "
+    "share of every batch, and the gradients are averaged before each update, so the replicas "
+    "stay identical and train exactly like one model on the whole batch. Two replicas (two MPI "
+    "processes under mpiexec when mpi4py is available, else simulated in one process) end 5 "
+    "SGD steps with identical weights, equal to single-process training on the full batch "
+    "(to 1e-6); the average of the two half-batch gradients is the full-batch gradient.",
+    helpers=(_data_parallel_problem,),
+)
+def data_parallel(quick: bool, out_dir: Path) -> Result:
+    import importlib.util
+    import subprocess
+    import sys
+    import tempfile
+
+    from ember.distributed.launch import find_mpiexec, rank_environment
+
+    steps = 5
+    mse = em.losses.MeanSquaredError()
+    # the reference: one model, the whole batch of 64
+    x, y, single = _data_parallel_problem()
+    opt = em.optimizers.SGD(0.1, params=single.trainable_weights)
+    for _ in range(steps):
+        mse(y, single(x)).backward()
+        opt.step()
+        opt.zero_grad()
+    # two replicas in this process: each its half, gradients averaged by hand
+    _, _, a = _data_parallel_problem()
+    _, _, b = _data_parallel_problem()
+    halves = ((a, x[:32], y[:32]), (b, x[32:], y[32:]))
+    opts = [em.optimizers.SGD(0.1, params=m.trainable_weights) for m, _, _ in halves]
+    grad_err = None
+    for _ in range(steps):
+        for m, xs, ys in halves:
+            mse(ys, m(xs)).backward()
+        for pa, pb in zip(a.trainable_weights, b.trainable_weights):
+            mean = (pa.grad + pb.grad) / 2  # the allreduce-mean
+            pa.grad, pb.grad = mean, mean.copy()
+        if grad_err is None:  # compare with the full-batch gradient at the same weights
+            _, _, full = _data_parallel_problem()
+            mse(y, full(x)).backward()
+            grad_err = max(
+                float(np.abs(p.grad - q.grad).max())
+                for p, q in zip(full.trainable_weights, a.trainable_weights)
+            )
+        for o in opts:
+            o.step()
+            o.zero_grad()
+    simulated = [_flat(a), _flat(b)]
+    # two MPI processes, when mpi4py and mpiexec are there
+    mpiexec = find_mpiexec()
+    mode, ranks, why = "simulated in one process", simulated, ""
+    if importlib.util.find_spec("mpi4py") is None or mpiexec is None:
+        why = "mpi4py or mpiexec is not installed"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "rank.py"
+            script.write_text(_RANK_SCRIPT)
+            cmd = [mpiexec, "-n", "2", sys.executable, str(script), tmp, str(steps)]
+            try:
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=120, env=rank_environment(1)
+                )
+                if proc.returncode == 0:
+                    ranks = [np.load(Path(tmp) / f"rank{r}.npy") for r in (0, 1)]
+                    mode = "2 MPI processes (mpiexec -n 2)"
+                else:
+                    why = f"mpiexec failed: {proc.stderr.strip()[-300:]}"
+            except subprocess.TimeoutExpired:
+                why = "mpiexec did not finish in 120 s"
+    reference = _flat(single)
+    rows = [
+        {
+            "replica": f"{mode}: replica {r}",
+            "max |weights - single-process run|": float(np.abs(w - reference).max()),
+        }
+        for r, w in enumerate(ranks)
+    ]
+    if ranks is not simulated:
+        rows += [
+            {
+                "replica": f"simulated: replica {r}",
+                "max |weights - single-process run|": float(np.abs(w - reference).max()),
+            }
+            for r, w in enumerate(simulated)
+        ]
+    fig, (ax,) = new_figure(size=(5, 3))
+    ax.plot(reference, "k.", ms=6, label="single process, batch 64")
+    ax.plot(ranks[0], "o", mfc="none", ms=8, label=f"replica 0 ({mode})")
+    ax.plot(ranks[1], "x", ms=5, label="replica 1")
+    ax.set_xlabel("weight index")
+    ax.set_ylabel(f"value after {steps} steps")
+    ax.legend(fontsize=7)
+    res = Result(
+        table=rows,
+        figures=[save_figure(fig, out_dir, "replicas")],
+        notes=f"ran as: {mode}"
+        + (f" ({why})" if why else "")
+        + "\n\nThe script each MPI rank runs:\n"
+        + _RANK_SCRIPT,
+        values={"mode": mode},
+    )
+    same = float(np.abs(ranks[0] - ranks[1]).max())
+    res.check(f"replicas identical ({mode})", same < 1e-6, f"max diff {same:.1e}")
+    worst = max(r["max |weights - single-process run|"] for r in rows)
+    res.check(
+        "equal to single-process training on the full batch", worst < 1e-6, f"max diff {worst:.1e}"
+    )
+    res.check(
+        "mean of the half-batch gradients = the full-batch gradient",
+        grad_err < 1e-6,
+        f"{grad_err:.1e}",
+    )
+    return res
