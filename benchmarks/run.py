@@ -136,7 +136,8 @@ def ember_steps(name: str):
 
 
 # ------------------------------------------------------------------------------------ torch
-def torch_steps(name: str):
+def torch_model(name: str):
+    """The workload's PyTorch model (NCHW) and optimizer."""
     import torch
     from torch import nn
 
@@ -194,6 +195,14 @@ def torch_steps(name: str):
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, opt
+
+
+def torch_steps(name: str):
+    import torch
+    from torch import nn
+
+    model, opt = torch_model(name)
     x, y = make_data(name)
     if x.ndim == 4:
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
