@@ -253,32 +253,34 @@ def _raw(a):
     return a.data if isinstance(a, Tensor) else a
 
 
-def _finish(fn, D, xt, kernel, Hprev, go_backwards, x_dtype, x_cols=None, h_cols=None):
-    """dX, dW, dU and the input-side bias sum from the per-step gradients D (T, K, N).
+def _finish(fn, Dk, xt, kernel, Hprev, go_backwards, x_dtype, x_rows=None, h_rows=None):
+    """dX, dW, dU and the input-side bias sum from the per-step gradients Dk (K, T, N).
 
-    Columns ``x_cols`` of D^T are the gradient of the input-side pre-activations x_t W + b,
-    columns ``h_cols`` that of the recurrent-side ones h_{t-1} U (None: the caller computes
-    dU); both default to all of D. ``kernel`` has the columns in D's order; ``Hprev``
-    (T, U, N) holds the h that met U at every step."""
+    Dk stacks the steps' (K, N) gradients behind the gate axis, so that as a (K, T*N) matrix
+    it is contiguous and every sum over steps is one plain GEMM. Rows ``x_rows`` are the
+    gradient of the input-side pre-activations x_t W + b, rows ``h_rows`` that of the
+    recurrent-side ones h_{t-1} U (False: the caller computes dU); both default to all rows.
+    ``kernel`` has its columns in Dk's row order; ``Hprev`` (T, U, N) holds the h that met U
+    at every step. Also returns Dk as a matrix."""
     t_len, n, d = xt.shape
     need = fn.needs_input_grad
-    Dr = D.transpose(0, 2, 1).reshape(t_len * n, D.shape[1])  # (T*N, K): one copy
-    dZx = Dr if x_cols is None else Dr[:, x_cols]
+    D2 = Dk.reshape(Dk.shape[0], t_len * n)  # (K, T*N), a view
+    dZx = D2 if x_rows is None else D2[x_rows]
     dx = dw = du = db = None
     if need[0]:
-        dx = (dZx @ kernel.T).reshape(t_len, n, d).transpose(1, 0, 2)  # (N, T, D)
+        dx = (dZx.T @ kernel.T).reshape(t_len, n, d).transpose(1, 0, 2)  # (N, T, D)
         if go_backwards:
             dx = dx[:, ::-1]
         dx = dx.astype(x_dtype, copy=False)
     if need[1]:
-        dw = xt.reshape(t_len * n, d).T @ dZx  # sum_t x_t^T dz_t
-    if need[2] and h_cols is not False:
-        dZh = Dr if h_cols is None else Dr[:, h_cols]
-        Hr = Hprev.transpose(0, 2, 1).reshape(t_len * n, -1)  # (T*N, U)
-        du = Hr.T @ dZh  # sum_t h_{t-1}^T dz_t
+        dw = xt.reshape(t_len * n, d).T @ dZx.T  # sum_t x_t^T dz_t
+    if need[2] and h_rows is not False:
+        dZh = D2 if h_rows is None else D2[h_rows]
+        Hk = Hprev.transpose(1, 0, 2).reshape(Hprev.shape[1], t_len * n)  # (U, T*N) copy
+        du = Hk @ dZh.T  # sum_t h_{t-1}^T dz_t
     if len(need) > 3 and need[3]:
-        db = dZx.sum(axis=0)
-    return dx, dw, du, db, Dr
+        db = dZx.sum(axis=1)
+    return dx, dw, du, db, D2
 
 
 def _need(fn, k: int) -> bool:
@@ -402,7 +404,8 @@ class SimpleRNNSequence(Function):
             carry = 1 - mf
 
         dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dh: dL/dh_t (U, N)
-        dA = np.empty((t_len, u, n), dt)  # dL/da_t for every step
+        dAk = np.empty((u, t_len, n), dt)  # dL/da_t of every step (see _finish)
+        dA = dAk.transpose(1, 0, 2)  # dA[t]: the step's (U, N) slice
         tmp = np.empty((u, n), dt)
 
         # 4. backwards through time
@@ -427,7 +430,7 @@ class SimpleRNNSequence(Function):
                     _flush_tiny_(dh, tmp)
 
         # 5. the weight gradients as single GEMMs over all steps
-        dx, dw, du, db, _ = _finish(self, dA, xt, kernel, Hs[:t_len], go_backwards, x_dtype)
+        dx, dw, du, db, _ = _finish(self, dAk, xt, kernel, Hs[:t_len], go_backwards, x_dtype)
         return dx, dw, du, db, dh.T if _need(self, 4) else None
 
 
@@ -583,8 +586,9 @@ class LSTMSequence(Function):
 
         dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dL/dh_t (U, N)
         dc = np.array(gc.T, dtype=dt)  # dL/dc_t (gc itself is never written)
-        dZ = np.empty_like(G)  # dL/dz_t for every step, gates o, i, f, c     # (T, 4U, N)
-        Z3 = dZ[:, u:].reshape(t_len, 3, u, n)  # i, f, c blocks of each step
+        dZk = np.empty((4 * u, t_len, n), dt)  # dL/dz_t of every step (see _finish)
+        dZ = dZk.transpose(1, 0, 2)  # dZ[t]: the step's (4U, N) slice, gates o, i, f, c
+        Z3 = dZk[u:].reshape(3, u, t_len, n).transpose(2, 0, 1, 3)  # i, f, c blocks
         P3 = P[:, u:].reshape(t_len, 3, u, n)
         tmp = np.empty((u, n), dt)
 
@@ -611,7 +615,7 @@ class LSTMSequence(Function):
                     _flush_tiny_(dc, tmp)
 
         # 5. single GEMMs over all steps, then the gates back to Keras's order
-        dx, dw, du, db, _ = _finish(self, dZ, xt, W, Hs[:t_len], go_backwards, x_dtype)
+        dx, dw, du, db, _ = _finish(self, dZk, xt, W, Hs[:t_len], go_backwards, x_dtype)
         dw, du, db = (_unpermute(a, perm) for a in (dw, du, db))
         return (
             dx, dw, du, db,
@@ -788,8 +792,10 @@ class GRUSequence(Function):
 
         dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dL/dh_t (U, N)
         direct = np.empty((u, n), dt)
-        D = np.empty((t_len, (4 if reset_after else 3) * u, n), dt)  # [a_h, z, r, (rh)]
-        D4 = D.reshape(t_len, -1, u, n)  # gate blocks of each step
+        k = 4 if reset_after else 3
+        Dk = np.empty((k * u, t_len, n), dt)  # every step's [a_h, z, r, (rh)] (see _finish)
+        D = Dk.transpose(1, 0, 2)  # D[t]: the step's (kU, N) slice
+        D4 = Dk.reshape(k, u, t_len, n).transpose(2, 0, 1, 3)  # its gate blocks
         need = self.needs_input_grad
 
         # 4. backwards through time
@@ -830,21 +836,21 @@ class GRUSequence(Function):
 
         # 5. single GEMMs over all steps; the input side back to Keras's gate order
         perm = _blocks(u, _GRU_X_ORDER)
-        h_cols = slice(u, None) if reset_after else False
-        dx, dw, du, dbx, Dr = _finish(
-            self, D, xt, kernel[:, perm], Hs[:t_len], go_backwards, x_dtype,
-            x_cols=slice(0, 3 * u), h_cols=h_cols,
+        h_rows = slice(u, None) if reset_after else False
+        dx, dw, du, dbx, D2 = _finish(
+            self, Dk, xt, kernel[:, perm], Hs[:t_len], go_backwards, x_dtype,
+            x_rows=slice(0, 3 * u), h_rows=h_rows,
         )  # fmt: skip
         dw, db = _unpermute(dw, perm), _unpermute(dbx, perm)
         if reset_after and db is not None:
-            db = np.stack([db, Dr[:, u:].sum(axis=0)])
+            db = np.stack([db, D2[u:].sum(axis=1)])
         if not reset_after and need[2]:
             RH = self.saved[9]
-            Hr = Hs[:t_len].transpose(0, 2, 1).reshape(t_len * n, u)
-            RHr = RH.transpose(0, 2, 1).reshape(t_len * n, u)
+            Hk = Hs[:t_len].transpose(1, 0, 2).reshape(u, t_len * n)  # (U, T*N) copies
+            RHk = RH.transpose(1, 0, 2).reshape(u, t_len * n)
             du = np.empty_like(recurrent_kernel)
-            du[:, :u2] = Hr.T @ Dr[:, u:]  # z, r: sum_t h_{t-1}^T dz_t
-            du[:, u2:] = RHr.T @ Dr[:, :u]  # h: sum_t (r h_{t-1})^T da_h
+            du[:, :u2] = Hk @ D2[u:].T  # z, r: sum_t h_{t-1}^T dz_t
+            du[:, u2:] = RHk @ D2[:u].T  # h: sum_t (r h_{t-1})^T da_h
         return dx, dw, du, db, dh.T if _need(self, 4) else None
 
 
