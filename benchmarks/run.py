@@ -389,13 +389,15 @@ def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
 
 # ------------------------------------------------------------------------------------ profile
 def profile(name: str, steps: int) -> None:
-    """Time every Function subclass's forward and backward (wrapped here, not in ember)."""
+    """Time every Function subclass's forward and backward and the optimizer's update (wrapped
+    here, not in ember); "outside_ops_ms" is the rest: layers, the autograd engine, the loop."""
     from ember.autograd.function import Function
 
     totals: dict = {}
 
-    def wrap(cls, phase):
-        inner = getattr(cls, phase)
+    def wrap(cls, phase, method=None):
+        method = method or phase
+        inner = getattr(cls, method)
 
         def timed(self, *args, **kwargs):
             t = time.perf_counter()
@@ -405,7 +407,7 @@ def profile(name: str, steps: int) -> None:
                 key = (cls.__name__, phase)
                 totals[key] = totals.get(key, 0.0) + time.perf_counter() - t
 
-        setattr(cls, phase, timed)
+        setattr(cls, method, timed)
 
     train, _ = ember_steps(name)
     train()  # build and import every op class first
@@ -416,6 +418,9 @@ def profile(name: str, steps: int) -> None:
         for phase in ("forward", "backward"):
             if phase in cls.__dict__:
                 wrap(cls, phase)
+    from ember.optimizers import Optimizer
+
+    wrap(Optimizer, "update", "apply_gradients")  # the weight update, outside every op
     t0 = time.perf_counter()
     for _ in range(steps):
         train()

@@ -539,3 +539,28 @@ def test_explain_shows_each_rule_with_its_epsilon_placement():
     assert "Nesterov" in O.SGD(momentum=0.9, nesterov=True).explain()
     text = O.AdamW(global_clipnorm=1.0).explain()
     assert "weight decay" in text and "max(sqrt(sum_j" in text
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: O.Adam(0.01),
+        lambda: O.AdamW(0.01, amsgrad=True),
+        lambda: O.SGD(0.1, momentum=0.9, nesterov=True),
+        lambda: O.RMSprop(0.01, momentum=0.5, centered=True),
+        lambda: O.Adagrad(0.1),
+    ],
+)
+def test_updates_in_chunks_give_the_same_bits_as_whole_array_updates(make, monkeypatch):
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal((37, 29)).astype(np.float32)
+    grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(3)]
+    results = []
+    for chunk in (1 << 40, 100):  # whole arrays, then 11 chunks of 100 elements
+        monkeypatch.setattr(O, "_CHUNK", chunk)
+        w, opt = em.Parameter(w0.copy(), name="w"), make()
+        for g in grads:
+            opt.apply_gradients([(g, w)])
+        results.append(w.data)
+    assert np.array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], w0)

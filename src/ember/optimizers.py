@@ -344,7 +344,11 @@ class Optimizer:
             if self.weight_decay is not None and self._uses_weight_decay(k):
                 np.multiply(w, self.weight_decay * plr, out=scratch)
                 w -= scratch
-            self._update(w, g, plr, self._slots_for(k, w), scratch)
+            slots = self._slots_for(k, w)
+            if w.size >= 2 * _CHUNK and type(self)._update in _ELEMENTWISE:
+                _update_in_chunks(self._update, w, g, plr, slots, scratch)
+            else:
+                self._update(w, g, plr, slots, scratch)
             constraint = getattr(p, "constraint", None)
             if constraint is not None:
                 np.copyto(w, _raw(constraint(w)), casting="same_kind")
@@ -488,6 +492,30 @@ class Optimizer:
     def __repr__(self) -> str:
         hyper = "".join(f", {h}={getattr(self, h)!r}" for h in self._hyper)
         return f"{type(self).__name__}(learning_rate={self._learning_rate!r}{hyper})"
+
+
+_CHUNK = 1 << 16  # elements: the weight, gradient, state and scratch slices of a chunk fit L2
+
+
+def _update_in_chunks(update, w, g, lr, slots, scratch) -> None:
+    """Run an elementwise update on slices of the flattened arrays, a chunk at a time: the
+    dozen passes of an Adam step then stay in cache, and chunks run on every core (the result
+    is the same bits as one whole-array update: every element sees the same operations)."""
+    from ember.ops.conv import _workers  # the conv op's chunk runner (loaded on first use)
+
+    if not (w.flags.c_contiguous and all(a.flags.c_contiguous for a in slots.values())):
+        update(w, g, lr, slots, scratch)  # no flat views to write through
+        return
+    flat_w, flat_s, flat_g = w.reshape(-1), scratch.reshape(-1), g.reshape(-1)
+    flat_slots = {name: arr.reshape(-1) for name, arr in slots.items()}
+    n = flat_w.size
+
+    def work(i):
+        lo, hi = i * _CHUNK, min(n, (i + 1) * _CHUNK)
+        update(flat_w[lo:hi], flat_g[lo:hi], lr, {k: a[lo:hi] for k, a in flat_slots.items()},
+               flat_s[lo:hi])  # fmt: skip
+
+    _workers.run(work, -(-n // _CHUNK))
 
 
 def _as_number(value):
@@ -827,3 +855,8 @@ def get(identifier) -> Optimizer:
     raise EmberTypeError(
         f"optimizers.get: expected a name, an Optimizer or a config dict, received {identifier!r}"
     )
+
+
+# the built-in rules work element by element (no norms, no reductions), so they may run on
+# slices: see _update_in_chunks. A subclass with its own _update runs on whole arrays.
+_ELEMENTWISE = frozenset(cls._update for cls in (SGD, Adagrad, RMSprop, Adam))
