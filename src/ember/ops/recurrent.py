@@ -5,11 +5,11 @@ written out by hand. This is the place in ember to read how BPTT works. Every op
 same plan:
 
 forward
-  1. The input projections of ALL time steps in one GEMM:  ``G = X W + b`` (T steps at once).
+  1. The input projections of ALL time steps in one GEMM:  ``XW = X W + b`` (T steps at once).
      Only ``h_{t-1} U`` depends on the previous step, so only that product stays in the loop.
-  2. A Python loop over time that adds ``h_{t-1} U`` into the step's slice of G and applies the
-     gate nonlinearities IN PLACE (so G ends up holding the activated gates), writing the new
-     state into preallocated buffers H (T+1 states) (and C for LSTM).
+  2. A Python loop over time: ``z = h_{t-1} U + XW[t]`` into one preallocated gate buffer, the
+     gate nonlinearities applied to it IN PLACE, the new state written into preallocated
+     buffers H (T+1 states) (and C for LSTM).
   3. When a gradient will be needed, the same loop also stores, per step, every factor of the
      chain rule that does not depend on the incoming gradient (sigma', tanh', the other gate's
      value, ...): computed there, the step's arrays are still in cache.
@@ -27,8 +27,8 @@ the recurrent kernel (U, kU); LSTM gates are ordered i, f, c, o and GRU gates z,
 
 Layout inside the ops: the equations are written as usual (``h_t = ...``, rows are examples),
 but the per-step arrays are stored TRANSPOSED, features by batch: a state is (U, N) and a step's
-gates (kU, N), all steps stacked time-major: H is (T+1, U, N), G is (T, kU, N). Each gate is
-then a contiguous block of rows, so every elementwise op of the loops reads and writes
+gates (kU, N), the states stacked time-major: H is (T+1, U, N). Each gate is then a
+contiguous block of rows, so every elementwise op of the loops reads and writes
 contiguous memory (NumPy is several times slower writing into strided column blocks), and the
 per-step products are ``U^T h^T`` and ``U dz^T``, the GEMM shapes BLAS runs fastest here.
 
@@ -182,12 +182,13 @@ def _time_major(x: np.ndarray, go_backwards: bool, dtype) -> np.ndarray:
 
 
 def _input_projection(xt: np.ndarray, w: np.ndarray, b) -> np.ndarray:
-    """G[t] = (x_t W + b)^T for every step: (T, N, D) -> (T, kU, N), as T products
-    W^T x_t^T in one batched matmul (each lands contiguous in G; no transpose copy)."""
-    G = np.matmul(np.ascontiguousarray(w.T), xt.transpose(0, 2, 1))
+    """(x_t W + b)^T of every step in ONE GEMM: (T, N, D) -> XW (kU, T, N); the loop adds
+    its step's slice XW[:, t] (kU, N) to U^T h^T."""
+    t_len, n, d = xt.shape
+    XW = w.T @ xt.reshape(t_len * n, d).T  # (kU, T*N)
     if b is not None:
-        G += b[:, None]
-    return G
+        XW += b[:, None]
+    return XW.reshape(-1, t_len, n)
 
 
 class _Masks:
@@ -339,18 +340,18 @@ class SimpleRNNSequence(Function):
         rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
 
-        # 1. all input projections in one GEMM: A[t] = (x_t W + b)^T     # (T, U, N)
+        # 1. all input projections in one GEMM: XW[:, t] = (x_t W + b)^T  # (U, T, N)
         sig = activation == "sigmoid"
         W, Rk, b = kernel, recurrent_kernel, bias
         if sig:  # sigmoid(a) = (1 + tanh(a / 2)) / 2
             W, Rk = W * 0.5, Rk * 0.5
             b = None if b is None else b * 0.5
-        A = _input_projection(xt, W, b)
+        XW = _input_projection(xt, W, b)
         RT = np.ascontiguousarray(Rk.T)  # (U, U): the step's product is U^T h^T
         H = np.empty((t_len + 1, u, n), dt)  # H[t+1] = h_t^T; H[0] = h0^T
         H[0] = _state0(op, "h0", h0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
-        S = np.empty((u, n), dt)  # scratch for (h_{t-1} U)^T
+        a = np.empty((u, n), dt)  # the step's pre-activation
         # act'(a_t) per step (only when a gradient will be needed)
         P = np.empty((t_len, u, n), dt) if record and activation != "linear" else None
 
@@ -359,9 +360,8 @@ class SimpleRNNSequence(Function):
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                np.matmul(RT, Hs[t], out=S)  # (U, N)
-                a = A[t]
-                a += S  # a_t = x_t W + b + h_{t-1} U
+                np.matmul(RT, Hs[t], out=a)  # (U, N)
+                a += XW[:, t]  # a_t = x_t W + b + h_{t-1} U
                 h = H[t + 1]
                 if activation == "relu":
                     np.maximum(a, 0, out=h)
@@ -383,7 +383,7 @@ class SimpleRNNSequence(Function):
                             np.subtract(1, p, out=p)
                 masks.keep_state(H, t)  # masked examples keep h_{t-1}
                 if t % _FLUSH_EVERY == 0:
-                    _flush_tiny_(h, S)
+                    _flush_tiny_(h, a)
 
         if record:
             self.saved = (xt, kernel, recurrent_kernel, H, Hs, P, rm, masks)
@@ -500,32 +500,35 @@ class LSTMSequence(Function):
         R = recurrent_kernel[:, perm]  # (U, 4U)
         half = _half_columns(4 * u, slice(0, u3), dt)  # o, i, f get tanh(z / 2)
 
-        # 1. all input projections in one GEMM: G[t] = (x_t W + b)^T     # (T, 4U, N)
-        G = _input_projection(xt, W * half, None if bias is None else bias[perm] * half)
+        # 1. all input projections in one GEMM: XW[:, t] = (x_t W + b)^T  # (4U, T, N)
+        XW = _input_projection(xt, W * half, None if bias is None else bias[perm] * half)
         RhT = np.ascontiguousarray((R * half).T)  # (4U, U): the step's product is U^T h^T
         H = np.empty((t_len + 1, u, n), dt)  # H[t+1] = h_t^T
         C = np.empty((t_len + 1, u, n), dt)  # C[t+1] = c_t^T
         H[0] = _state0(op, "h0", h0, n, u, dt)
         C[0] = _state0(op, "c0", c0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
-        S = np.empty((4 * u, n), dt)  # scratch for (h_{t-1} U)^T
-        ig = S[:u]  # scratch for i * g (S is free again by then)
+        z = np.empty((4 * u, n), dt)  # the step's gates: o, i, f, g
+        ig = np.empty((u, n), dt)  # i * g
         tc = np.empty((u, n), dt)  # tanh(c_t)
-        if record:  # the chain-rule factors of step 3 (see backward)
+        if record:  # the chain-rule factors of step 3 (see backward), and f
             P = np.empty((t_len, 4 * u, n), dt)
             K = np.empty((t_len, u, n), dt)
+            F = np.empty((t_len, u, n), dt)
 
-        # 2. the recurrence; G[t] is turned into the activated gates in place
+        # 2. the recurrence
         with _loop_blas():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                np.matmul(RhT, Hs[t], out=S)  # (4U, N)
-                z = G[t]
-                z += S  # z_t = x_t W + b + h_{t-1} U (o, i, f halved)
+                np.matmul(RhT, Hs[t], out=z)  # (4U, N)
+                z += XW[:, t]  # z_t = x_t W + b + h_{t-1} U (o, i, f halved)
                 np.tanh(z, out=z)
-                s = z[:u3]
-                _sigmoid_from_tanh_(s)  # o, i, f = sigma(z)
+                if record:  # 3. 1 - tanh^2: tanh' for g, 4 sigma'(z) for o, i, f (see below)
+                    p = P[t]
+                    np.multiply(z, z, out=p)
+                    np.subtract(1, p, out=p)
+                _sigmoid_from_tanh_(z[:u3])  # o, i, f = sigma(z)
                 o, i, f, g = z[:u], z[u : 2 * u], z[2 * u : u3], z[u3:]
                 c = C[t + 1]
                 np.multiply(f, C[t], out=c)
@@ -533,21 +536,16 @@ class LSTMSequence(Function):
                 c += ig  # c_t = f c_{t-1} + i g
                 np.tanh(c, out=tc)
                 np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
-                if record:  # 3. the factors of backward's chain rule, while in cache
-                    p = P[t]
-                    np.subtract(1, s, out=p[:u3])
-                    p[:u3] *= s  # sigma' = s (1 - s)
+                if record:  # 3. the rest of backward's factors, while in cache
                     p[:u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
                     p[u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
                     p[2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
-                    pg = p[u3:]
-                    np.multiply(g, g, out=pg)
-                    np.subtract(1, pg, out=pg)
-                    pg *= i  # dz_g = dc * i (1 - g^2)
+                    p[u3:] *= i  # dz_g = dc * i (1 - g^2)
                     k = K[t]
                     np.multiply(tc, tc, out=k)
                     np.subtract(1, k, out=k)
                     k *= o  # dc += dh * o (1 - tanh(c_t)^2)
+                    F[t] = f  # dc_{t-1} = dc f
                 masks.keep_state(H, t)  # masked examples keep h and c
                 masks.keep_state(C, t)
                 if t % _FLUSH_EVERY == 0:
@@ -555,12 +553,12 @@ class LSTMSequence(Function):
                     _flush_tiny_(c, tc)
 
         if record:
-            self.saved = (xt, W, R, G, P, K, Hs, rm, masks, perm)
+            self.saved = (xt, W, R, P, K, F, Hs, rm, masks, perm)
             self.opts = (go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].T.copy(), C[-1].T.copy()
 
     def backward(self, gy, gh, gc):
-        xt, W, R, G, P, K, Hs, rm, masks, perm = self.saved
+        xt, W, R, P, K, F, Hs, rm, masks, perm = self.saved
         go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape
         u = R.shape[0]
@@ -574,7 +572,11 @@ class LSTMSequence(Function):
         #      dz_g = dc * i * (1 - g^2)                      (tanh' = 1 - tanh^2)   P[c]
         #      dc_{t-1} = dc * f,   dh_{t-1} = dz U^T
         # Every factor right of dh / dc was stored by forward, so the loop only multiplies.
-        F = G[:, 2 * u : 3 * u]  # f
+        # For o, i, f forward stored 1 - tanh(z/2)^2 = 4 s (1 - s) (one op for all four
+        # gates): the dz kept below are 4x too large in those rows, and the 1/4 is applied
+        # once to the weight-sized arrays that meet them (U and W below, dW, dU, db after).
+        quarter = _half_columns(4 * u, slice(0, 3 * u), dt) ** 2
+        Rq = R * quarter
         carry = None
         if masks.m is not None:
             # at masked steps the state was copied: dz = 0 there, and dh, dc pass through
@@ -587,8 +589,8 @@ class LSTMSequence(Function):
         dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dL/dh_t (U, N)
         dc = np.array(gc.T, dtype=dt)  # dL/dc_t (gc itself is never written)
         dZk = np.empty((4 * u, t_len, n), dt)  # dL/dz_t of every step (see _finish)
-        dZ = dZk.transpose(1, 0, 2)  # dZ[t]: the step's (4U, N) slice, gates o, i, f, c
-        Z3 = dZk[u:].reshape(3, u, t_len, n).transpose(2, 0, 1, 3)  # i, f, c blocks
+        dz = np.empty((4 * u, n), dt)  # the step's, gates o, i, f, c
+        dz3 = dz[u:].reshape(3, u, n)  # its i, f, c blocks
         P3 = P[:, u:].reshape(t_len, 3, u, n)
         tmp = np.empty((u, n), dt)
 
@@ -599,23 +601,25 @@ class LSTMSequence(Function):
                     dh += gys[t]  # the output y_t = h_t also receives a gradient
                 np.multiply(dh, K[t], out=tmp)
                 dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
-                np.multiply(dh, P[t, :u], out=dZ[t, :u])  # dz_o
-                np.multiply(P3[t], dc, out=Z3[t])  # dz_i, dz_f, dz_g
+                np.multiply(dh, P[t, :u], out=dz[:u])  # dz_o
+                np.multiply(P3[t], dc, out=dz3)  # dz_i, dz_f, dz_g
                 dc *= F[t]  # dc_{t-1} = dc_t f_t
                 masked = carry is not None and masks.any_masked[t]
                 if masked:
                     np.multiply(dh, carry[t], out=tmp)
-                np.matmul(R, dZ[t], out=dh)  # dh_{t-1} = dz_t U^T
+                np.matmul(Rq, dz, out=dh)  # dh_{t-1} = dz_t U^T
                 if rm is not None:
                     dh *= rm
                 if masked:
                     dh += tmp
+                dZk[:, t] = dz
                 if t % _FLUSH_EVERY == 0:
                     _flush_tiny_(dh, tmp)
                     _flush_tiny_(dc, tmp)
 
         # 5. single GEMMs over all steps, then the gates back to Keras's order
-        dx, dw, du, db, _ = _finish(self, dZk, xt, W, Hs[:t_len], go_backwards, x_dtype)
+        dx, dw, du, db, _ = _finish(self, dZk, xt, W * quarter, Hs[:t_len], go_backwards, x_dtype)
+        dw, du, db = (None if a is None else a * quarter for a in (dw, du, db))
         dw, du, db = (_unpermute(a, perm) for a in (dw, du, db))
         return (
             dx, dw, du, db,
@@ -688,7 +692,7 @@ class GRUSequence(Function):
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
         half = _half_columns(3 * u, slice(0, u2), dt)  # z, r get tanh(z / 2)
 
-        # 1. all input projections in one GEMM: G[t] = (x_t W + b0)^T    # (T, 3U, N)
+        # 1. all input projections in one GEMM: XW[:, t] = (x_t W + b0)^T  # (3U, T, N)
         b0, b1h = None, None
         if bias is not None and reset_after:
             b0 = bias[0] * half
@@ -696,32 +700,34 @@ class GRUSequence(Function):
             b1h = bias[1, u2:, None]  # b1_h sits inside r * (...): it stays in the loop
         elif bias is not None:
             b0 = bias * half
-        G = _input_projection(xt, kernel * half, b0)
+        XW = _input_projection(xt, kernel * half, b0)
         RhT = np.ascontiguousarray((recurrent_kernel * half).T)  # (3U, U)
         H = np.empty((t_len + 1, u, n), dt)  # H[t+1] = h_t^T
         H[0] = _state0(op, "h0", h0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
         tmp = np.empty((u, n), dt)
+        gates = np.empty((3 * u, n), dt)  # the step's z, r, hh
+        zr, hh = gates[:u2], gates[u2:]
+        z, r = zr[:u], zr[u:]
         if reset_after:
             rec = np.empty((3 * u, n), dt)  # (h_{t-1} U)^T (+ b1_h on the h block)
         else:
             RH = np.empty((t_len, u, n), dt)  # r * h_{t-1}, the input of U_h (kept for dU)
             UzrT, UhT = RhT[:u2], RhT[u2:]  # contiguous row blocks: (2U, U), (U, U)
             S2 = np.empty((u2, n), dt)
-        if record:  # the chain-rule factors of step 3 (see backward)
+        if record:  # the chain-rule factors of step 3 (see backward), and z
+            Zs = np.empty((t_len, u, n), dt)
             Q1 = np.empty((t_len, 2, u, n), dt)  # [Ph, Pz]: dh -> [da_h, dz_z]
             Q2 = np.empty((t_len, 2, u, n), dt)  # [Pr, r]: da_h (or d(r h)) -> [dz_r, ...]
 
-        # 2. the recurrence; G[t] becomes [z, r, hh] in place
+        # 2. the recurrence
         with _loop_blas():
             for t in range(t_len):
                 if rm is not None:
                     np.multiply(H[t], rm, out=Hs[t])
-                zr, hh = G[t, :u2], G[t, u2:]
-                z, r = zr[:u], zr[u:]
                 if reset_after:
                     np.matmul(RhT, Hs[t], out=rec)  # (3U, N)
-                    zr += rec[:u2]
+                    np.add(rec[:u2], XW[:u2, t], out=zr)
                     np.tanh(zr, out=zr)
                     _sigmoid_from_tanh_(zr)  # z, r = sigma(.)
                     rh = rec[u2:]
@@ -730,13 +736,13 @@ class GRUSequence(Function):
                     np.multiply(r, rh, out=tmp)  # r * (h_{t-1} U_h + b1_h)
                 else:
                     np.matmul(UzrT, Hs[t], out=S2)
-                    zr += S2
+                    np.add(S2, XW[:u2, t], out=zr)
                     np.tanh(zr, out=zr)
                     _sigmoid_from_tanh_(zr)
                     rh = RH[t]
                     np.multiply(r, Hs[t], out=rh)  # r * h_{t-1}
                     np.matmul(UhT, rh, out=tmp)  # (r * h_{t-1}) U_h
-                hh += tmp
+                np.add(XW[u2:, t], tmp, out=hh)
                 np.tanh(hh, out=hh)
                 np.subtract(H[t], hh, out=tmp)  # h_{t-1} - hh
                 if record:  # 3. the factors of backward's chain rule, while in cache
@@ -752,6 +758,7 @@ class GRUSequence(Function):
                     pr *= r
                     pr *= rh if reset_after else Hs[t]  # dz_r = d(r .) * (.) r (1 - r)
                     rr[...] = r
+                    Zs[t] = z
                 tmp *= z
                 np.add(hh, tmp, out=H[t + 1])  # h_t = hh + z (h_{t-1} - hh)
                 masks.keep_state(H, t)
@@ -759,14 +766,14 @@ class GRUSequence(Function):
                     _flush_tiny_(H[t + 1], tmp)
 
         if record:
-            self.saved = (xt, kernel, recurrent_kernel, G, Q1, Q2, Hs, rm, masks)
+            self.saved = (xt, kernel, recurrent_kernel, Zs, Q1, Q2, Hs, rm, masks)
             if not reset_after:
                 self.saved += (RH,)
             self.opts = (reset_after, go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].T.copy()
 
     def backward(self, gy, gh):
-        xt, kernel, recurrent_kernel, G, Q1, Q2, Hs, rm, masks = self.saved[:9]
+        xt, kernel, recurrent_kernel, Zc, Q1, Q2, Hs, rm, masks = self.saved[:9]
         reset_after, go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape
         u = recurrent_kernel.shape[0]
@@ -783,7 +790,7 @@ class GRUSequence(Function):
         #      d(r h_{t-1}) = da_h U_h^T,   dz_r = d(r h_{t-1}) * h_{t-1} * r (1 - r)
         #      dh_{t-1} = dh * z + d(r h_{t-1}) * r + [dz_z, dz_r] U_zr^T
         # Every factor right of dh / da_h was stored by forward (Q1, Q2).
-        Zc = G[:, :u]  # z: dh -> dh_{t-1} directly
+        # Zc = z: dh -> dh_{t-1} directly
         if masks.m is not None:
             # at masked steps h was copied: dz = 0 there, and dh passes straight through
             mf = masks.float_mask(dt)
