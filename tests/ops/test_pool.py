@@ -180,3 +180,22 @@ def test_max_pool_rejects_bad_arguments(kwargs, message, rng):
 def test_valid_pooling_rejects_a_window_larger_than_the_input(rng):
     with pytest.raises(ShapeError, match="avg_pool2d: .*smaller than the window"):
         avg_pool2d(rng.standard_normal((1, 2, 2, 1)), 3)
+
+
+@pytest.mark.parametrize("pool, strides, padding", CASES)
+def test_max_pool_one_image_per_chunk_matches_whole_batch(pool, strides, padding, monkeypatch):
+    from ember.ops import pool as pool_module
+
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((5, 7, 6, 3)), 1)  # rounded: ties inside windows
+    g = rng.standard_normal(max_pool2d(x, pool, strides, padding).shape)
+    results = []
+    for chunk in (1 << 30, 1):  # the whole batch in one chunk, then one image per chunk
+        monkeypatch.setattr(pool_module, "_CHUNK_BYTES", chunk)
+        t = em.tensor(x, requires_grad=True, dtype=np.float64)
+        y = max_pool2d(t, pool, strides, padding)
+        y.backward(g)
+        results.append((y.data, t.grad))
+    np.testing.assert_array_equal(results[0][0], reference_pool(x, pool, strides, padding, "max"))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ember.autograd.function import Function
 from ember.errors import ShapeError
-from ember.ops.conv import as_pair, check_padding, conv_geometry, pad_nhwc
+from ember.ops.conv import _workers, as_pair, check_padding, conv_geometry, pad_nhwc
 
 
 def _geometry(x, pool, strides, padding, where):
@@ -46,6 +46,17 @@ def _window_view(x, pool, strides, pads, out_hw, writeable=False):
     )
 
 
+_CHUNK_BYTES = 512 << 10  # images per chunk of a pooling pass: their input fits in L2
+
+
+def _by_images(work, x) -> None:
+    """work(lo, hi) over slices of the batch, a cache-sized chunk of images at a time, on every
+    core (the conv op's chunk runner). Each chunk writes only its own images."""
+    n = x.shape[0]
+    per = max(1, min(n, _CHUNK_BYTES // max(1, x[:1].nbytes)))
+    _workers.run(lambda i: work(i * per, min(n, i * per + per)), -(-n // per))
+
+
 def _tiles(pool, strides, pads) -> bool:
     """Whether windows neither overlap nor need padding (gradients can be assigned, not added)."""
     return tuple(strides) == tuple(pool) and not any(pads)
@@ -62,9 +73,16 @@ class MaxPool2D(Function):
         (oh, ow), pads = _geometry(x, pool, strides, padding, "max_pool2d")
         xp = pad_nhwc(x, pads, value=-np.inf)  # padding never wins a max
         win = _window_view(xp, pool, strides, pads, (oh, ow))
-        out = win[:, :, 0, :, 0].copy()
-        for a, b in _offsets(pool)[1:]:
-            np.maximum(out, win[:, :, a, :, b], out=out)
+        out = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
+        offsets = _offsets(pool)
+
+        def work(lo, hi):
+            w, o = win[lo:hi], out[lo:hi]
+            np.copyto(o, w[:, :, 0, :, 0])
+            for a, b in offsets[1:]:
+                np.maximum(o, w[:, :, a, :, b], out=o)
+
+        _by_images(work, x)
         self.win, self.out, self.pads, self.pool = win, out, pads, pool
         self.strides, self.x_shape, self.padded_shape = strides, x.shape, xp.shape
         return out
@@ -79,17 +97,23 @@ class MaxPool2D(Function):
         # the same window view over the gradient buffer (ours, so it may be written)
         gwin = _window_view(gxp, self.pool, self.strides, self.pads, (oh, ow), True)
         offsets = _offsets(self.pool)
-        free = None  # windows whose maximum is not found yet (bool ops: 4x less memory traffic)
-        for k, (a, b) in enumerate(offsets):
-            hit = win[:, :, a, :, b] == out
-            if free is not None:
-                hit &= free  # a later tie in the same window gets nothing
-            if k < len(offsets) - 1:
-                free = ~hit if free is None else free & ~hit
-            if assign:
-                np.multiply(g, hit, out=gwin[:, :, a, :, b])
-            else:  # overlapping windows: one offset never overlaps itself, so += is safe
-                gwin[:, :, a, :, b] += g * hit
+
+        def work(lo, hi):
+            # a few images at a time, so that the masks stay in cache
+            w, o, gg, gw = win[lo:hi], out[lo:hi], g[lo:hi], gwin[lo:hi]
+            free = None  # windows whose maximum is not found yet (bool: 4x less traffic)
+            for k, (a, b) in enumerate(offsets):
+                hit = w[:, :, a, :, b] == o
+                if free is not None:
+                    hit &= free  # a later tie in the same window gets nothing
+                if k < len(offsets) - 1:
+                    free = ~hit if free is None else free & ~hit
+                if assign:
+                    np.multiply(gg, hit, out=gw[:, :, a, :, b])
+                else:  # overlapping windows: one offset never overlaps itself, so += is safe
+                    gw[:, :, a, :, b] += gg * hit
+
+        _by_images(work, self.out)  # windows overlap within an image, never across images
         return _crop(gxp, self.pads, self.x_shape)
 
 
