@@ -90,7 +90,9 @@ def test_a_killed_rank_stops_the_other_and_the_launcher_names_it(tmp_path):
 
 
 @pytest.mark.mpi
-def test_plain_mpiexec_reports_the_dead_pid_which_the_rank_table_names(tmp_path):
+def test_plain_mpiexec_stops_every_rank_and_rank_0_printed_who_is_who(tmp_path):
+    # plain mpiexec kills the survivors within milliseconds and reports one PID (not always
+    # the first to die): ember's table, printed at start-up, maps the PIDs to ranks
     mpiexec = need_mpi()
     from ember.distributed.launch import rank_environment
 
@@ -99,8 +101,8 @@ def test_plain_mpiexec_reports_the_dead_pid_which_the_rank_table_names(tmp_path)
     assert code != 0
     assert seconds < 60
     assert _gone(pids[0])
-    assert f"PID {pids[1]} " in out + err  # MPICH's report
-    assert f"rank 1 = pid {pids[1]} on " in err  # ember's table, printed by rank 0 at start
+    assert f"rank 0 = pid {pids[0]} on " in err and f"rank 1 = pid {pids[1]} on " in err
+    assert any(f"PID {pid} " in out + err for pid in pids)  # MPICH's report
 
 
 @pytest.mark.mpi

@@ -197,7 +197,8 @@ def test_fit_resumes_from_the_backup_after_a_rank_is_killed(tmp_path, float64):
     from .conftest import run_launcher
 
     crashed = run_launcher("dp_fit_resume", tmp_path, env={"CRASH": "1"})
-    assert crashed.returncode != 0 and "lost rank 1 of 2" in crashed.stderr
+    assert crashed.returncode != 0, crashed.stdout + crashed.stderr
+    assert "lost rank 1 of 2" in crashed.stderr, crashed.stdout + crashed.stderr
     assert (tmp_path / "backup" / "backup.ember-backup").exists()
     assert not (tmp_path / "rank0.npz").exists()  # it did not get to the end
     run_launcher("dp_fit_resume", tmp_path).check()

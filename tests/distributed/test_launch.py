@@ -48,9 +48,9 @@ def test_launched_ranks_see_their_rank_world_size_and_one_blas_thread(tmp_path, 
     need_mpi()
     script = tmp_path / "who.py"
     script.write_text(
-        "import os\nfrom ember import distributed as d\n"
-        "print('rank', d.rank(), 'of', d.world_size(), 'chief', d.is_chief(),"
-        " 'blas', os.environ['OPENBLAS_NUM_THREADS'], flush=True)\n"
+        "import os, sys\nfrom ember import distributed as d\n"
+        "sys.stdout.write(f'rank {d.rank()} of {d.world_size()} chief {d.is_chief()} '"
+        " f'blas {os.environ[\"OPENBLAS_NUM_THREADS\"]}\\n')\n"  # one write: lines stay whole
     )
     assert launch.main(["-n", "2", str(script)]) == 0
     out = capfd.readouterr().out

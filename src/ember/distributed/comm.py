@@ -3,17 +3,14 @@
 Every message that training sends goes through here, so the fault rules live in one place:
 
 - a rank that raises prints its traceback, names itself and aborts every rank (``MPI_Abort``);
+- a rank killed outright (SIGKILL, out of memory) is stopped by MPICH's ``mpiexec``, which
+  kills the other ranks within milliseconds and prints a process ID. Rank 0 prints the rank ->
+  PID table at start-up, and the launcher (``python -m ember.distributed.launch``, which
+  ``ember train --workers N`` uses) watches the processes and names the rank that ended first;
 - a rank that waits for a peer checks, while it waits, whether the peer's process still exists
-  (same machine) and listens for the ``SIGUSR1`` that MPICH's ``mpiexec -disable-auto-cleanup``
-  sends when a rank died; either way it exits with status 1 and a message naming the lost
-  rank(s), within a second;
-- a wait that lasts longer than ``timeout`` seconds (a peer alive but stuck, or on a machine we
-  cannot look into) ends the same way.
-
-Plain ``mpiexec`` (auto-cleanup on) kills every rank itself within a second when one dies and
-prints the dead process's PID; the chief prints the rank -> PID table at start-up so that PID
-names a rank. ``ember train --workers N`` starts ``mpiexec -disable-auto-cleanup`` so that
-ember's own message (``... lost rank 1 (pid 4242 on host): the process died``) is printed.
+  (same machine; for launchers that leave the survivors running), and a wait longer than
+  ``timeout`` seconds (a peer alive but stuck) ends it: either way it exits with status 1 and
+  a message naming the lost rank(s) or the timeout.
 
 Waiting is non-blocking MPI polled from Python (``Test``): a short spin, then naps that grow to
 2 ms, which frees the CPU for other processes on a shared machine while costing little latency.
@@ -22,7 +19,6 @@ Waiting is non-blocking MPI polled from Python (``Test``): a short spin, then na
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 import time
@@ -146,22 +142,6 @@ class Communicator:
     # ------------------------------------------------------------------ faults
     def _install_fault_handlers(self) -> None:
         install_excepthook(self)
-        # mpiexec -disable-auto-cleanup tells the survivors of a dead rank with SIGUSR1; leave a
-        # handler the program installed itself alone
-        try:
-            if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGUSR1, self._on_peer_failure)
-        except (ValueError, OSError, AttributeError):  # not the main thread / no SIGUSR1
-            pass
-
-    def _on_peer_failure(self, signum, frame) -> None:
-        lost: list = []
-        deadline = time.monotonic() + 2.0  # the failed process may take a moment to go
-        while not lost and time.monotonic() < deadline:
-            lost = self.lost_ranks()
-            if not lost:
-                time.sleep(0.05)
-        self.fail("training", lost, reported=True)
 
     def lost_ranks(self) -> list:
         """Ranks on this machine whose process no longer runs."""
@@ -177,15 +157,13 @@ class Communicator:
             return f"rank {r} (pid {pid} on {host})"
         return f"rank {r}"
 
-    def fail(self, what: str, lost=None, reported: bool = False, detail: str = "") -> None:
+    def fail(self, what: str, lost=None, detail: str = "") -> None:
         """Print why this rank gives up and exit with status 1 at once (a pending MPI
         operation cannot be unwound, so no exception is raised)."""
         me = f"ember.distributed: rank {self.rank} of {self.size}"
         if lost:
             lost_names = ", ".join(self.describe(r) for r in lost)
             msg = f"{me} lost {lost_names} during {what}: the process died"
-        elif reported:
-            msg = f"{me} stops during {what}: mpiexec reported that another rank failed"
         else:
             msg = (
                 f"{me} got no answer from the other ranks within {self.timeout:g} s during "
@@ -194,12 +172,7 @@ class Communicator:
             )
         if detail:
             msg += f" ({detail})"
-        try:
-            sys.stdout.flush()
-            sys.stderr.write(msg + "; exiting with status 1\n")
-            sys.stderr.flush()
-        except OSError:  # the launcher is gone: leave anyway
-            pass
+        report(msg + "; exiting with status 1")
         os._exit(1)
 
     def _wait(self, request, what: str) -> None:
@@ -335,6 +308,24 @@ class Communicator:
         os._exit(code)
 
 
+def report(message: str) -> None:
+    """Write a failure message to stderr, and to the launcher's folder when there is one
+    (a launcher whose mpiexec has already gone relays what it finds there)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    folder = os.environ.get("EMBER_DIST_RUN_DIR")
+    if folder:
+        try:
+            with open(os.path.join(folder, f"failure-{os.getpid()}.txt"), "w") as f:
+                f.write(message + "\n")
+        except OSError:
+            pass
+
+
 _WORLD: Communicator | None = None
 
 
@@ -391,9 +382,7 @@ def install_excepthook(comm: Communicator | None = None) -> None:
             why = "was interrupted"
         else:
             why = f"raised {kind.__name__}: {value}"
-        sys.stderr.write(
-            f"ember.distributed: {c.describe(c.rank)} of {c.size} {why}; aborting every rank\n"
-        )
+        report(f"ember.distributed: {c.describe(c.rank)} of {c.size} {why}; aborting every rank")
         c.abort(1)
 
     sys.excepthook = hook

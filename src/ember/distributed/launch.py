@@ -1,15 +1,17 @@
-"""Start N ranks under ``mpiexec`` and watch them: ``python -m ember.distributed.launch -n 2
-script.py [args]`` (what ``ember train --workers N`` runs).
+"""Start N ranks under ``mpiexec`` and watch over them: ``python -m ember.distributed.launch
+-n 2 script.py [args]`` (what ``ember train --workers N`` runs).
 
 Each rank gets one BLAS thread (``OPENBLAS_NUM_THREADS=1``, ...; ``--threads`` changes it), set
 before NumPy loads in the rank, so that N ranks on N cores do not fight over them.
 
 Why a launcher at all, when ``mpiexec -n N python script.py`` works: when a rank dies (killed,
-out of memory), MPICH's ``mpiexec`` stops the other ranks within a second and prints the dead
-process's PID, not its rank; the survivors get no chance to speak. The launcher is the one
-process that outlives them all: it passes the ranks' output through, reads ember's rank -> PID
-table (printed by rank 0 at start-up) and mpiexec's report, and ends with a line naming the lost
-rank and a non-zero exit status.
+out of memory), MPICH's ``mpiexec`` kills the other ranks within milliseconds and reports one
+process ID, not always that of the rank that died first, and the survivors get no chance to
+speak. The launcher outlives them all: it reads the rank -> PID table that rank 0 prints at
+start-up, waits on the ranks' processes (a pidfd each, so it wakes within microseconds of the
+first death, before the others are killed), and ends with a line naming that rank and a
+non-zero status. (``-disable-auto-cleanup`` would let the survivors speak, but MPICH's mpiexec
+then also signals SIGUSR1 to ranks that are still shutting down after a normal end.)
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 _TABLE = re.compile(r"rank (\d+) = pid (\d+) on (\S+?)(?:,|$)")
-_HYDRA_PID = re.compile(r"PID (\d+) RUNNING AT (\S+)")
-_HYDRA_CODE = re.compile(r"EXIT CODE: (\d+)")
-_HYDRA_STRING = re.compile(r"EXIT STRING: (.+?)\s*$")
+_EXIT_STRING = re.compile(r"EXIT STRING: (.+?)\s*$")
+_LOST = re.compile(r"ember\.distributed: rank \d+ of \d+ lost rank (\d+) ")
+GRACE_S = 10.0  # how long the survivors of a failure get to exit by themselves
 
 
 def find_mpiexec() -> str | None:
@@ -46,30 +51,47 @@ def rank_environment(blas_threads: int = 1, base=None) -> dict:
     return env
 
 
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 class _Watch:
-    """What the ranks' output says about who is who and who failed."""
+    """What the ranks' output says: who is who (rank 0's table) and how the job ended."""
 
     def __init__(self):
-        self.ranks: dict = {}  # pid -> (rank, host)
-        self.failed_pid = None
-        self.exit_code = None
+        self.ranks: dict = {}  # rank -> (pid, host)
         self.exit_string = None
+        self.lost = None  # the first rank a survivor reported lost
+        self.seen: set = set()  # ember's own lines that came through
         self.lock = threading.Lock()
 
     def scan(self, line: str) -> None:
         with self.lock:
+            if "ember.distributed:" in line:
+                self.seen.add(line.rstrip("\r"))
             if "ember.distributed:" in line and " ranks: " in line:
                 for r, pid, host in _TABLE.findall(line):
-                    self.ranks[int(pid)] = (int(r), host)
-            m = _HYDRA_PID.search(line)
-            if m and self.failed_pid is None:
-                self.failed_pid = int(m.group(1))
-            m = _HYDRA_CODE.search(line)
-            if m and self.exit_code is None:
-                self.exit_code = int(m.group(1))
-            m = _HYDRA_STRING.search(line)
+                    self.ranks[int(r)] = (int(pid), host)
+            m = _LOST.search(line)
+            if m and self.lost is None:
+                self.lost = int(m.group(1))
+            m = _EXIT_STRING.search(line)
             if m and self.exit_string is None:
                 self.exit_string = m.group(1)
+
+    def local_ranks(self) -> dict:
+        import socket
+
+        here = socket.gethostname()
+        with self.lock:
+            return {r: pid for r, (pid, host) in self.ranks.items() if host == here}
 
 
 def _pump(src, dst, watch: _Watch) -> None:
@@ -77,11 +99,17 @@ def _pump(src, dst, watch: _Watch) -> None:
     pending = b""
     fd = src.fileno()
     while True:
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
         if not chunk:
             break
-        dst.write(chunk)
-        dst.flush()
+        try:
+            dst.write(chunk)
+            dst.flush()
+        except (OSError, ValueError):
+            pass
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -98,20 +126,21 @@ def launch(
     mpiexec_args=(),
 ) -> int:
     """Run ``command`` (e.g. ``[sys.executable, "script.py"]``) on ``workers`` ranks; returns
-    mpiexec's exit status (non-zero when a rank failed, after a line naming it)."""
+    0, or a non-zero status after a line naming the rank that failed first."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"launch: workers must be an int >= 1, received {workers!r}")
     mpiexec = mpiexec or find_mpiexec()
-    if mpiexec is None:
+    if not mpiexec:
         sys.stderr.write(
             "ember.distributed: mpiexec was not found next to this Python or on PATH; "
             "pip install 'ember[distributed]' (mpi4py and the mpich wheel)\n"
         )
         return 127
     argv = [mpiexec, *mpiexec_args, "-n", str(workers), *command]
-    proc = subprocess.Popen(
-        argv, env=rank_environment(blas_threads), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    run_dir = tempfile.mkdtemp(prefix="ember-dist-")
+    env = rank_environment(blas_threads)
+    env["EMBER_DIST_RUN_DIR"] = run_dir
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     watch = _Watch()
     pumps = [
         threading.Thread(target=_pump, args=(proc.stdout, sys.stdout.buffer, watch), daemon=True),
@@ -120,28 +149,127 @@ def launch(
     for t in pumps:
         t.start()
     try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # mpiexec got the same SIGINT and passes it to the ranks
-        code = proc.wait()
-    for t in pumps:
-        t.join(timeout=10)
-    if code != 0 and watch.failed_pid is not None:
-        rank, host = watch.ranks.get(watch.failed_pid, (None, None))
-        who = f"a rank (pid {watch.failed_pid})"
-        if rank is not None:
-            who = f"rank {rank} of {workers} (pid {watch.failed_pid} on {host})"
-        how = watch.exit_string or (
-            f"exit code {watch.exit_code}" if watch.exit_code is not None else "it failed"
-        )
-        if "signal" in how.lower():
-            what = f"lost {who}: {how}"
-        else:  # it gave up or failed on its own, and said why above
-            what = f"{who} was the first to end: {how}"
-        sys.stderr.write(
-            f"ember.distributed: {what}; mpiexec stopped the other ranks (exit status {code})\n"
-        )
+        code, first_gone = _supervise(proc, watch)
+    finally:
+        for t in pumps:
+            t.join(timeout=5)
+        failures = _read_failures(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    for message in failures:  # what a rank said after mpiexec had stopped listening
+        if message not in watch.seen:
+            sys.stderr.write(message + "\n")
+        watch.scan(message)
+    if code != 0:
+        how = f": {watch.exit_string}" if watch.exit_string else ""
+        if watch.lost is not None and watch.lost in watch.ranks:  # a survivor's word first
+            first_gone = (watch.lost, watch.ranks[watch.lost][0])
+        if first_gone is not None:
+            r, pid = first_gone
+            host = watch.ranks[r][1]
+            what = f"rank {r} of {workers} (pid {pid} on {host}) ended first{how}"
+            if watch.exit_string and "signal" in watch.exit_string.lower():
+                what = f"lost rank {r} of {workers} (pid {pid} on {host}){how}"
+        else:
+            what = f"a rank failed{how}"
+        sys.stderr.write(f"ember.distributed: {what}; the job ends with status {code}\n")
         sys.stderr.flush()
     return code
+
+
+class _Deaths(threading.Thread):
+    """Notes the first rank process to end while the others still run: it waits on a pidfd
+    per rank (Linux), so it wakes within microseconds, before mpiexec's proxy stops the rest a
+    few milliseconds later; elsewhere it polls /proc every 2 ms."""
+
+    def __init__(self, watch: _Watch):
+        super().__init__(daemon=True)
+        self.watch = watch
+        self.first = None  # (rank, pid)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import select
+
+        ranks: dict = {}
+        while not self.stop.is_set() and not ranks:
+            ranks = self.watch.local_ranks()
+            if not ranks:
+                time.sleep(0.005)
+        fds: dict = {}
+        try:
+            if hasattr(os, "pidfd_open") and hasattr(select, "poll"):
+                for r, pid in ranks.items():
+                    try:
+                        fds[os.pidfd_open(pid)] = r
+                    except OSError:  # already gone
+                        self._note({r}, ranks)
+                        return
+                poller = select.poll()
+                for fd in fds:
+                    poller.register(fd, select.POLLIN)
+                while not self.stop.is_set():
+                    ready = poller.poll(100)
+                    if ready:
+                        self._note({fds[fd] for fd, _ in ready}, ranks)
+                        return
+            else:
+                while not self.stop.is_set():
+                    gone = {r for r, pid in ranks.items() if _gone(pid)}
+                    if gone:
+                        self._note(gone, ranks)
+                        return
+                    time.sleep(0.002)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _note(self, gone: set, ranks: dict) -> None:
+        if len(gone) < len(ranks):  # all at once: a normal end, or no way to tell
+            r = min(gone)
+            self.first = (r, ranks[r])
+
+
+def _supervise(proc, watch: _Watch):
+    """Wait for mpiexec; after a failure wait for the ranks too (they may outlive mpiexec
+    with -disable-auto-cleanup), stopping those still running after GRACE_S. Returns mpiexec's
+    status and (rank, pid) of the first rank that ended while others still ran."""
+    deaths = _Deaths(watch)
+    deaths.start()
+    deadline = None
+    try:
+        while True:
+            code = proc.poll()
+            if code is not None:
+                ranks = watch.local_ranks()
+                alive = {r: pid for r, pid in ranks.items() if not _gone(pid)}
+                if code == 0 or not alive:
+                    return code, deaths.first
+                if deadline is None:
+                    deadline = time.monotonic() + GRACE_S
+                elif time.monotonic() > deadline:
+                    for r, pid in alive.items():
+                        sys.stderr.write(f"ember.distributed: stopping rank {r} (pid {pid})\n")
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    return code, deaths.first
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:  # mpiexec got the same SIGINT and passes it on
+                pass
+    finally:
+        deaths.stop.set()
+        deaths.join(timeout=1)
+
+
+def _read_failures(folder: str) -> list:
+    out = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("failure-"):
+            with open(os.path.join(folder, name), errors="replace") as f:
+                out.extend(line.rstrip("\n") for line in f if line.strip())
+    return out
 
 
 def argv_from_args(args, skip=("func", "command")) -> list:
@@ -170,7 +298,7 @@ def main(argv=None) -> int:
         "which rank failed, if one does.",
     )
     parser.add_argument("-n", "--workers", type=int, required=True, help="number of ranks")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads per rank (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads per rank")
     parser.add_argument("--mpiexec", default=None, help="the mpiexec to use")
     parser.add_argument("script", help="the Python script every rank runs")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the script's arguments")
