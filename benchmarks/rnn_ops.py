@@ -21,9 +21,8 @@ N, T, D, U = 32, 100, 64, 128
 
 def ember_step(op: str):
     import ember as em
-    from ember.ops import recurrent as R
-
     from ember import initializers
+    from ember.ops import recurrent as R
 
     em.set_seed(0)
     rng = np.random.default_rng(0)
