@@ -80,3 +80,14 @@ def test_pipeline_errors_name_the_argument():
     bare = S.make_mlp(seed=0)
     with pytest.raises(ValueError, match="no optimizer or loss"):
         PipelineParallel(bare).train_on_batch(np.zeros((2, 6)), np.zeros(2, dtype=int))
+
+
+def test_float64_inputs_train_a_float32_model_in_float32():
+    model = _compiled(seed=0, regularize=False)
+    pipe = PipelineParallel(model, micro_batches=2)
+    x, y = S.make_data(8)
+    pipe.train_on_batch(x.astype(np.float64), y)
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert pipe.predict(x.astype(np.float64)).dtype == np.float32
+    with pytest.raises(ValueError, match="the input is empty"):
+        pipe.predict(x[:0])

@@ -187,7 +187,7 @@ class PipelineParallel:
             # fill: every micro-batch forward, keeping each stage's graph for the drain
             for idx in pieces:
                 if self.is_first:
-                    inp = Tensor(np.asarray(x)[idx])
+                    inp = Tensor(_floatx(np.asarray(x)[idx]))
                 else:
                     inp = Tensor(comm.recv(comm.rank - 1, _FORWARD), requires_grad=True)
                 out = self._run_stage(inp)
@@ -232,11 +232,13 @@ class PipelineParallel:
         self._setup(x)
         comm = self.comm
         n = self._batch_size(x)
+        if n == 0:
+            raise EmberValueError("PipelineParallel.predict: the input is empty")
         outs, pending = [], []
         with no_grad(), training_mode(False):
             for start in range(0, n, batch_size):
                 if self.is_first:
-                    inp = Tensor(np.asarray(x)[start : start + batch_size])
+                    inp = Tensor(_floatx(np.asarray(x)[start : start + batch_size]))
                 else:
                     inp = Tensor(comm.recv(comm.rank - 1, _FORWARD))
                 out = self._run_stage(inp)
@@ -304,3 +306,12 @@ class PipelineParallel:
         for r, layers in enumerate(self.stages):
             params = [p for layer in layers for p in layer.weights]
             dp.broadcast_weights(params, root=r)
+
+
+def _floatx(a: np.ndarray) -> np.ndarray:
+    """Float inputs in ember's float type (as fit does), integers (token ids) as they are."""
+    from ember import backend
+
+    if a.dtype.kind == "f" and a.dtype != backend.float_dtype():
+        return a.astype(backend.float_dtype())
+    return a
