@@ -1,10 +1,16 @@
 """Time ember's fused recurrent ops against torch.nn.LSTM / nn.GRU at the BENCHMARKS.md shapes.
 
-    python benchmarks/rnn_ops.py [--op lstm|gru|simple_rnn] [--pairs N] [--threads 2]
+    python benchmarks/rnn_ops.py [--op lstm|gru|simple_rnn] [--rounds 5] [--steps 20]
 
 Forward + backward of the recurrent layer alone (batch 32, length 100, 64 features -> 128 units,
-last output), float32. The two frameworks run interleaved (A B A B ...) after a warm-up; the
-ratio printed is the median of per-pair ratios, so the machine's drift cancels.
+last output; inputs like an Embedding's, Keras's initializers), float32, 2 threads. Each round
+runs ember, then PyTorch, each in a fresh child process (warm-up, then the median of --steps
+steps), and the ratio printed is the median of the per-round ratios.
+
+Why not both in one process: between its GEMMs, NumPy's OpenBLAS keeps a worker thread spinning
+on the second core for a while, and PyTorch's step right after ember's then runs 2-10x slower
+(measured here: nn.LSTM forward + backward 9 ms alone, 20-80 ms right after a NumPy GEMM), which
+would flatter ember. Separate processes, alternated, compare the two fairly.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -49,10 +57,11 @@ def ember_step(op: str):
 def torch_step(op: str):
     import torch
 
+    torch.set_num_threads(2)
     torch.manual_seed(0)
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple_rnn": torch.nn.RNN}[op]
     layer = cls(D, U, batch_first=True)
-    x = torch.randn(N, T, D, requires_grad=True)
+    x = (torch.rand(N, T, D) * 0.1 - 0.05).requires_grad_()
 
     def step(train: bool = True):
         if not train:
@@ -66,34 +75,47 @@ def torch_step(op: str):
     return step
 
 
-def timed(fn, train: bool) -> float:
-    t0 = time.perf_counter()
-    fn(train)
-    return time.perf_counter() - t0
+def child(framework: str, op: str, steps: int) -> None:
+    """Print {"train_ms", "infer_ms"}: medians after a warm-up (run in a fresh process)."""
+    step = ember_step(op) if framework == "ember" else torch_step(op)
+    out = {}
+    for train in (True, False):
+        for _ in range(3):
+            step(train)
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            step(train)
+            times.append(time.perf_counter() - t0)
+        out["train_ms" if train else "infer_ms"] = 1e3 * statistics.median(times)
+    print(json.dumps(out))
+
+
+def run_child(framework: str, op: str, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", framework, "--op", op, "--steps", str(steps)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--op", default="lstm", choices=["lstm", "gru", "simple_rnn"])
-    ap.add_argument("--pairs", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--child", choices=["ember", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    e, t = ember_step(args.op), torch_step(args.op)
+    if args.child:
+        child(args.child, args.op, args.steps)
+        return
+    rounds = [(run_child("ember", args.op, args.steps), run_child("torch", args.op, args.steps))
+              for _ in range(args.rounds)]  # fmt: skip
     out = {"op": args.op}
-    for train in (True, False):
-        for _ in range(3):
-            e(train), t(train)
-        es, ts = [], []
-        for _ in range(args.pairs):
-            es.append(timed(e, train))
-            ts.append(timed(t, train))
-        key = "train" if train else "infer"
-        out[f"ember_{key}_ms"] = round(1e3 * statistics.median(es), 2)
-        out[f"torch_{key}_ms"] = round(1e3 * statistics.median(ts), 2)
-        out[f"{key}_ratio"] = round(statistics.median(a / b for a, b in zip(es, ts)), 3)
+    for key in ("train", "infer"):
+        e = [r[0][f"{key}_ms"] for r in rounds]
+        t = [r[1][f"{key}_ms"] for r in rounds]
+        out[f"ember_{key}_ms"] = round(statistics.median(e), 2)
+        out[f"torch_{key}_ms"] = round(statistics.median(t), 2)
+        out[f"{key}_ratio"] = round(statistics.median(a / b for a, b in zip(e, t)), 3)
     print(json.dumps(out))
 
 
