@@ -128,6 +128,8 @@ def main(argv=None) -> int:
             s["step"] = stop
             acc = r.accuracy()
             s["curve"].append((stop, round(acc, 4)))
+            print(f"{r.name}: step {stop}, {s['seconds']:.1f} s, test accuracy {acc:.4f}",
+                  file=sys.stderr, flush=True)  # fmt: skip
             if acc >= args.target or stop >= len(batches):
                 s["done"] = True
                 s["reached"] = acc >= args.target

@@ -64,6 +64,20 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+def matmul_rows(a, b):
+    """a @ b on ember's workers (ops.conv, loaded on the first call: ``import ember`` stays
+    light and leaves malloc alone until a heavy op runs)."""
+    from ember.ops.conv import matmul_rows as impl
+
+    return impl(a, b)
+
+
+def sum_rows(a):
+    from ember.ops.conv import sum_rows as impl
+
+    return impl(a)
+
+
 class Linear(Function):
     """z = x W + b over the last axis of x (Dense's op, one node instead of two);
     dz/dx = g W^T, dz/dW = x^T g (over all leading axes), dz/db = sum of g over them"""
@@ -75,19 +89,26 @@ class Linear(Function):
                 f"axis ({w.shape[0]}); input shape {x.shape}, kernel shape {w.shape}"
             )
         self.x, self.w = x, w
-        out = np.matmul(x, w)
+        if x.ndim < 2 or w.ndim != 2:
+            out = np.matmul(x, w)
+        else:  # the GEMMs run on ember's workers, one BLAS thread each (see ops.conv)
+            out = matmul_rows(x.reshape(-1, x.shape[-1]), w).reshape(*x.shape[:-1], w.shape[1])
         if b is not None:
             out += b
         return out
 
     def backward(self, g):
-        gx = np.matmul(g, self.w.T) if self.needs_input_grad[0] else None
-        gw = gb = None
         g2 = g.reshape(-1, g.shape[-1])
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            if self.x.ndim < 2 or self.w.ndim != 2:
+                gx = np.matmul(g, self.w.T)
+            else:
+                gx = matmul_rows(g2, self.w.T).reshape(*g.shape[:-1], self.w.shape[0])
         if self.needs_input_grad[1]:
-            gw = self.x.reshape(-1, self.x.shape[-1]).T @ g2
+            gw = matmul_rows(self.x.reshape(-1, self.x.shape[-1]).T, g2)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            gb = g2.sum(axis=0)
+            gb = sum_rows(g2)
         return gx, gw, gb
 
 
