@@ -534,14 +534,21 @@ def rnn_versus_lstm(quick: bool, out_dir: Path) -> Result:
 
 
 class _BatchLosses(em.callbacks.Callback):
-    """Keeps the loss of every training batch."""
+    """Keeps the loss of every training batch. fit's batch logs hold the running mean over the
+    epoch so far (as Keras's), so batch k's own loss is k * mean_k - (k - 1) * mean_{k-1}
+    (exact for batches of equal size)."""
 
     def __init__(self):
         super().__init__()
-        self.losses = []
+        self.losses, self._mean = [], 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._mean = 0.0
 
     def on_batch_end(self, batch, logs=None):
-        self.losses.append(float(logs["loss"]))
+        mean = float(logs["loss"])
+        self.losses.append((batch + 1) * mean - batch * self._mean)
+        self._mean = mean
 
 
 # ---------------------------------------------------------------------------------- Q42

@@ -928,7 +928,8 @@ def dense_layer_in_a_cnn(quick: bool, out_dir: Path) -> Result:
     with em.no_grad():
         maps = model.layers[-2](features[:1]).numpy()[0]  # (4, 4, 10)
     axes[0].imshow(np.hstack([maps[:, :, k] for k in range(10)]), cmap="viridis")
-    axes[0].set_title("the 10 class maps of one test digit", fontsize=8)
+    axes[0].set_title("the 10 class maps (4x4) of one test digit", fontsize=8)
+    axes[0].set_xticks(np.arange(10) * 4 + 1.5, [str(k) for k in range(10)])
     axes[0].set_yticks([])
     axes[1].bar(range(10), logits[0])
     axes[1].set_xlabel("class")
