@@ -1254,7 +1254,7 @@ def output_activations(quick: bool, out_dir: Path) -> Result:
             [layers.Dense(32, activation="tanh"), layers.Dense(1, activation=act)]
         )
         model.compile(optimizer=em.optimizers.Adam(0.02), loss="mse")
-        model.fit(x, y, batch_size=50, epochs=epochs * 2, verbose=0)
+        model.fit(x, y, batch_size=100, epochs=epochs * 2, verbose=0)
         fits[act] = model.predict(x, verbose=0)
         mse = float(np.mean((fits[act] - y) ** 2))
         rows.append(
@@ -1278,7 +1278,7 @@ def output_activations(quick: bool, out_dir: Path) -> Result:
             [layers.Dense(16, activation="relu"), layers.Dense(3, activation=act)]
         )
         model.compile(optimizer=em.optimizers.Adam(0.02), loss=loss)
-        model.fit(xm, ym, batch_size=50, epochs=epochs, verbose=0)
+        model.fit(xm, ym, batch_size=100, epochs=epochs, verbose=0)
         p = model.predict(xm, verbose=0)
         exact = float(np.mean(np.all((p > 0.5) == (ym > 0.5), axis=1)))
         rows.append(
