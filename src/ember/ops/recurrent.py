@@ -509,6 +509,7 @@ class LSTMSequence(Function):
         C[0] = _state0(op, "c0", c0, n, u, dt)
         Hs = H if rm is None else np.empty((t_len, u, n), dt)  # the h that meets U
         z = np.empty((4 * u, n), dt)  # the step's gates: o, i, f, g
+        o, i, f, g = z[:u], z[u : 2 * u], z[2 * u : u3], z[u3:]
         ig = np.empty((u, n), dt)  # i * g
         tc = np.empty((u, n), dt)  # tanh(c_t)
         if record:  # the chain-rule factors of step 3 (see backward), and f
@@ -529,7 +530,6 @@ class LSTMSequence(Function):
                     np.multiply(z, z, out=p)
                     np.subtract(1, p, out=p)
                 _sigmoid_from_tanh_(z[:u3])  # o, i, f = sigma(z)
-                o, i, f, g = z[:u], z[u : 2 * u], z[2 * u : u3], z[u3:]
                 c = C[t + 1]
                 np.multiply(f, C[t], out=c)
                 np.multiply(i, g, out=ig)
@@ -546,8 +546,9 @@ class LSTMSequence(Function):
                     np.subtract(1, k, out=k)
                     k *= o  # dc += dh * o (1 - tanh(c_t)^2)
                     F[t] = f  # dc_{t-1} = dc f
-                masks.keep_state(H, t)  # masked examples keep h and c
-                masks.keep_state(C, t)
+                if masks.m is not None:  # masked examples keep h and c
+                    masks.keep_state(H, t)
+                    masks.keep_state(C, t)
                 if t % _FLUSH_EVERY == 0:
                     _flush_tiny_(H[t + 1], tc)
                     _flush_tiny_(c, tc)
