@@ -331,3 +331,33 @@ def test_reused_work_buffers_leave_no_stale_values(float64, rng):
             hit = ones[:, 2 - a : 6 - a, 2 - c : 7 - c]
             cover += hit * w.data[a, c].sum(axis=-1)
     np.testing.assert_allclose(x.grad, cover, rtol=1e-10)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_fused_relu_matches_relu_of_the_convolution(algorithm, rng):
+    k = 1 if algorithm == "1x1" else 3
+    x = rng.standard_normal((3, 6, 5, 4))
+    w = rng.standard_normal((k, k, 4, 5))
+    b = rng.standard_normal(5)
+    g = rng.standard_normal((3, 6, 5, 5))
+    results = []
+    for fused in (True, False):
+        ex, ew, eb = (em.tensor(a, requires_grad=True, dtype=np.float64) for a in (x, w, b))
+        y = Conv2D.apply(ex, ew, eb, padding="same", algorithm=algorithm, relu=fused)
+        if not fused:
+            y = y.relu()
+        y.backward(g)
+        results.append((y.data, ex.grad, ew.grad, eb.grad))
+    _, pads = conv_geometry((6, 5), k, 1, "same", 1)
+    np.testing.assert_allclose(
+        results[0][0], np.maximum(reference_conv2d(x, w, b, (1, 1), pads, (1, 1)), 0), rtol=1e-10
+    )
+    for a, b_ in zip(*results):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_relu_gradcheck(float64, rng):
+    x = em.tensor(rng.standard_normal((2, 5, 5, 4)), requires_grad=True)
+    w = em.tensor(rng.standard_normal((3, 3, 4, 3)), requires_grad=True)
+    b = em.tensor(rng.standard_normal(3), requires_grad=True)
+    assert em.gradcheck(lambda x, w, b: conv2d(x, w, b, padding="same", _relu=True), [x, w, b])

@@ -153,6 +153,11 @@ class Conv2D(Layer):
     def call(self, x, training=None):
         if x.dtype != self.kernel.dtype:  # ints or float64 data into a float32 model
             x = ops.cast(x, self.kernel.dtype)
+        if self.activation is activations.relu:  # fused into the op (one pass less)
+            return conv2d(
+                x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                _relu=True,
+            )  # fmt: skip
         y = conv2d(x, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate)
         return y if self.activation is activations.linear else self.activation(y)
 

@@ -350,18 +350,27 @@ _workers = _Workers()
 
 
 def matmul_rows(a, b, out=None) -> np.ndarray:
-    """a @ b for 2-D operands, the rows of a split into up to 4 blocks of 64+ rows that run on
-    the workers (each GEMM on one BLAS thread). The split depends on the shapes alone, so the
-    bits do not depend on the thread count."""
-    m = a.shape[0]
+    """a @ b for 2-D operands on the workers, each GEMM on one BLAS thread: the longer side of
+    the output is split into up to 4 blocks of 256+ rows (or columns), so that each GEMM packs
+    only its share of the larger operand. The split depends on the shapes alone, so the bits
+    do not depend on the thread count."""
+    m, n = a.shape[0], b.shape[1]
     if out is None:
-        out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
-    parts = max(1, min(4, m // 64))
-    per = -(-m // parts)
-    _workers.run(
-        lambda i: np.matmul(a[i * per : i * per + per], b, out=out[i * per : i * per + per]),
-        -(-m // per),
-    )
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+    if m >= n:
+        per = -(-m // max(1, min(4, m // 256)))
+
+        def work(i):
+            np.matmul(a[i * per : i * per + per], b, out=out[i * per : i * per + per])
+
+        _workers.run(work, -(-m // per))
+    else:
+        per = -(-n // max(1, min(4, n // 256)))
+
+        def work(i):
+            np.matmul(a, b[:, i * per : i * per + per], out=out[:, i * per : i * per + per])
+
+        _workers.run(work, -(-n // per))
     return out
 
 
@@ -396,8 +405,9 @@ def _chunk_patches(x, start, stop, pads, out_hw, window, strides, dilation) -> n
     return p.reshape(-1, window[0] * window[1] * c)
 
 
-def _conv_chunks(x, w, b, pads, out_hw, strides, dilation) -> np.ndarray:
-    """y = patches @ W (+ b), a chunk of images at a time through cache-sized buffers."""
+def _conv_chunks(x, w, b, pads, out_hw, strides, dilation, relu=False) -> np.ndarray:
+    """y = patches @ W (+ b) (then max(y, 0) with relu), a chunk of images at a time through
+    cache-sized buffers."""
     n = x.shape[0]
     kh, kw, c, o = w.shape
     k = kh * kw * c
@@ -415,6 +425,8 @@ def _conv_chunks(x, w, b, pads, out_hw, strides, dilation) -> np.ndarray:
         np.matmul(patches, w2, out=out)
         if b is not None:
             out += b  # while the chunk is in cache
+        if relu:
+            np.maximum(out, 0, out=out)
 
     _workers.run(work, -(-n // per))
     return y
@@ -490,8 +502,18 @@ class Conv2D(Function):
         algorithm=None,
         dx_algorithm=None,
         inference=False,
+        relu=False,
     ):
         _check_shapes(x, w, b)
+        self.relu, self.relu_done = relu, False
+        y = self._forward(x, w, b, strides, padding, dilation, algorithm, dx_algorithm, inference)
+        if relu:
+            if not self.relu_done:
+                np.maximum(y, 0, out=y)  # y is ours (every path makes a new array)
+            self.y = y  # the mask of the backward; alive anyway as the next op's input
+        return y
+
+    def _forward(self, x, w, b, strides, padding, dilation, algorithm, dx_algorithm, inference):
         n, h, wd, c = x.shape
         kh, kw, _, o = w.shape
         (oh, ow), pads = conv_geometry((h, wd), (kh, kw), strides, padding, dilation)
@@ -525,7 +547,8 @@ class Conv2D(Function):
             # is allocated, and none is kept (the backward rebuilds it from x, which the graph
             # keeps alive anyway): the memory of a training step is that of its activations
             self.x = x
-            return _conv_chunks(x, w, b, pads, (oh, ow), strides, dilation)
+            self.relu_done = self.relu
+            return _conv_chunks(x, w, b, pads, (oh, ow), strides, dilation, self.relu)
         if algo == "1x1":
             # no padding can reach a 1x1 window's output; strides pick every s-th pixel
             xs = x[:, : sh * (oh - 1) + 1 : sh, : sw * (ow - 1) + 1 : sw]
@@ -563,6 +586,8 @@ class Conv2D(Function):
         return (kh - 1) * self.dilation[0] * self.hp_wp[1] + (kw - 1) * self.dilation[1]
 
     def backward(self, g):
+        if self.relu:  # the fused max(y, 0): gradient only where the output is positive
+            g = g * (self.y > 0)
         n, h, wd, c = self.x_shape
         kh, kw, _, o = self.w.shape
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
@@ -688,11 +713,13 @@ def _check_shapes(x, w, b) -> None:
         )
 
 
-def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):
+def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1, *, _relu=False):
     """2-D convolution of NHWC ``x`` with a (KH, KW, C, O) kernel ``w`` (and bias ``b``).
 
     ``strides`` and ``dilation_rate`` are ints or (height, width) pairs; ``padding`` is "valid"
-    or "same" (TensorFlow's rule: the odd extra padding goes after).
+    or "same" (TensorFlow's rule: the odd extra padding goes after). ``_relu`` (for the Conv2D
+    layer) fuses max(y, 0) into the op: applied while each chunk is in cache, and no separate
+    pre-activation output is kept.
     """
     strides = as_pair(strides, "strides")
     dilation = as_pair(dilation_rate, "dilation_rate")
@@ -708,5 +735,6 @@ def conv2d(x, w, b=None, strides=1, padding="valid", dilation_rate=1):
         grad_mode.is_grad_enabled() and any(getattr(t, "requires_grad", False) for t in args)
     )
     return Conv2D.apply(
-        *args, strides=strides, padding=padding, dilation=dilation, inference=inference
-    )
+        *args, strides=strides, padding=padding, dilation=dilation, inference=inference,
+        relu=_relu,
+    )  # fmt: skip
