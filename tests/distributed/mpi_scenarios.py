@@ -225,10 +225,18 @@ def dp_fit_resume(out: str) -> None:
     _save_fit(out, strategy.rank, model, history.history)
 
 
+def dp_fit_tiny_batch(out: str) -> None:
+    """fit with a global batch smaller than the number of ranks: a clear error everywhere."""
+    from ember.distributed import DataParallel
+
+    x, y = make_data()
+    compiled_mlp(seed=0).fit(x, y, batch_size=1, verbose=0, strategy=DataParallel())
+
+
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], sys.argv[2]
     scenarios = {
         "dp_loop": dp_loop, "pipeline": pipeline, "endless_dp": endless_dp, "dp_fit": dp_fit,
-        "dp_fit_resume": dp_fit_resume,
+        "dp_fit_resume": dp_fit_resume, "dp_fit_tiny_batch": dp_fit_tiny_batch,
     }  # fmt: skip
     scenarios[scenario](out_dir)

@@ -222,3 +222,10 @@ def test_fit_with_data_parallel_in_a_world_of_one_is_plain_fit(float64):
     ref, ref_history = S.fit_arrays()
     _assert_same(model.get_weights(), ref.get_weights())
     assert history == ref_history
+
+
+@pytest.mark.mpi
+def test_fit_with_a_global_batch_smaller_than_the_ranks_fails_clearly(tmp_path):
+    run = run_ranks("dp_fit_tiny_batch", tmp_path)
+    assert run.returncode != 0
+    assert "batch_size (1) is the global batch, split across the 2 ranks" in run.stderr

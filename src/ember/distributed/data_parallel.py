@@ -244,11 +244,15 @@ class DataParallel:
                 layout.append((i, key, now.shape))
                 prev = old.get(key)
                 deltas.append((now - prev if prev is not None else now).ravel())
-        self.comm.agree(
-            zlib.crc32(repr(layout).encode()),
-            "the layout of the metric states (did a rank get no example in the first batch? "
-            "use a batch size of at least the number of ranks)",
-        )
+        if not before or not before[0].get("count"):
+            # the first reduction since the metrics were reset (the same step on every rank:
+            # the states are global, so a zero count is zero everywhere) is when lazily made
+            # states appear; after it the layout stays, and checking it once is enough
+            self.comm.agree(
+                zlib.crc32(repr(layout).encode()),
+                "the layout of the metric states (did a rank get no example in the first "
+                "batch? use a batch size of at least the number of ranks)",
+            )
         if not deltas:
             return
         flat = self.comm.allreduce_(np.concatenate(deltas), "reducing the metrics")
@@ -275,6 +279,11 @@ class DataParallel:
         bs = loop._check_int("fit", "batch_size", 32 if kw["batch_size"] is None else
                              kw["batch_size"], 1)  # fmt: skip
         kw["batch_size"] = bs
+        if bs < self.world_size:
+            raise EmberValueError(
+                f"fit: batch_size ({bs}) is the global batch, split across the "
+                f"{self.world_size} ranks; it must be at least {self.world_size}"
+            )
         if kw.get("validation_split") and kw.get("validation_data") is None:
             (x, y, sw), kw["validation_data"] = loop._split_validation(
                 x, y, kw.get("sample_weight"), kw["validation_split"]
