@@ -3,10 +3,13 @@
     python benchmarks/run.py [--workload NAME] [--steps N] [--against torch] [--profile]
 
 Prints one JSON line per workload. With ``--against torch`` both frameworks run interleaved in one
-process (A B A B ...) after a warm-up, and each ratio is the median of per-pair ratios, so the
-machine's drift cancels. Peak memory is measured in a child process per framework (the growth of
-the peak RSS over the RSS after imports and data creation), so the two do not pollute each other.
-``--profile`` prints where ember's step time goes, op by op, forward and backward separately.
+process after a warm-up, in blocks of ``--block`` steps (A-block B-block ...; see ``bench`` for
+why not single steps), and each ratio is the median of per-block-pair ratios, so the machine's
+drift cancels. ``load_avg_1min`` gives the load average before and after. Peak memory is
+measured in a child process per framework (the growth of the peak RSS over a training run, from
+the RSS after imports, a tiny warm-up step and data creation), so the two do not pollute each
+other. ``--profile`` prints where ember's step time goes, op by op, forward and backward
+separately, and the optimizer's update.
 """
 
 from __future__ import annotations
@@ -337,7 +340,22 @@ def memory_child(framework: str, name: str, steps: int) -> None:
     print((read_peak() - base) / 1024.0)  # KiB -> MiB
 
 
-def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
+def bench(
+    name: str,
+    steps: int,
+    against: str | None,
+    memory: bool,
+    block: int = 5,
+    settle: float = 0.2,
+) -> dict:
+    """Time ``steps`` training and inference steps of each framework, alternating in blocks of
+    ``block`` steps (A-block B-block A-block ...). Before each block the process sleeps
+    ``settle`` seconds and runs one untimed step: PyTorch's OpenMP threads and NumPy's
+    OpenBLAS threads spin for a while after their work (up to ~0.1 s for OpenBLAS), and per-step
+    alternation measures mostly each library fighting the other's spinning threads (measured
+    here: ember's mlp step 4.1 ms alone, 7.2 ms alternating step by step with PyTorch). Each
+    ratio is the median over block pairs of (ember block median / PyTorch block median), so
+    drift of the machine still cancels; block=1, settle=0 is plain step-by-step alternation."""
     e_train, e_infer = ember_steps(name)
     pairs = [(e_train, e_infer)]
     if against == "torch":
@@ -350,13 +368,18 @@ def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
             train()
             infer()
     times = {k: [] for k in ("et", "ei", "tt", "ti")}
-    for _ in range(steps):
-        times["et"].append(_time(e_train))
-        if against:
-            times["tt"].append(_time(pairs[1][0]))
-        times["ei"].append(_time(e_infer))
-        if against:
-            times["ti"].append(_time(pairs[1][1]))
+    blocks = {k: [] for k in times}
+    keys = [("et", "ei"), ("tt", "ti")][: len(pairs)]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    for _ in range(max(1, steps // block)):
+        for (train, infer), (kt, ki) in zip(pairs, keys):
+            for fn, key in ((train, kt), (infer, ki)):
+                if settle:
+                    time.sleep(settle)
+                fn()  # untimed: wakes this library's threads
+                run = [_time(fn) for _ in range(block)]
+                times[key] += run
+                blocks[key].append(statistics.median(run))
     med = {k: statistics.median(v) if v else None for k, v in times.items()}
     row = {
         "workload": name,
@@ -373,11 +396,12 @@ def bench(name: str, steps: int, against: str | None, memory: bool) -> dict:
         row["torch_train_ms"] = round(med["tt"], 3)
         row["torch_infer_ms"] = round(med["ti"], 3)
         row["train_ratio"] = round(
-            statistics.median(a / b for a, b in zip(times["et"], times["tt"])), 3
+            statistics.median(a / b for a, b in zip(blocks["et"], blocks["tt"])), 3
         )
         row["infer_ratio"] = round(
-            statistics.median(a / b for a, b in zip(times["ei"], times["ti"])), 3
+            statistics.median(a / b for a, b in zip(blocks["ei"], blocks["ti"])), 3
         )
+    row["load_avg_1min"] = [load, os.getloadavg()[0] if load is not None else None]
     if memory:
         row["peak_rss_mb"] = peak_rss_child("ember", name, 10)
         if against:
@@ -457,6 +481,8 @@ def main(argv=None) -> int:
     p.add_argument("--against", choices=["torch"], default=None)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--no-memory", action="store_true", help="skip the child-process memory runs")
+    p.add_argument("--block", type=int, default=5, help="steps per block of one framework")
+    p.add_argument("--settle", type=float, default=0.2, help="seconds of sleep before each block")
     p.add_argument("--memory-child", choices=["ember", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     names = args.workload or list(WORKLOADS)
@@ -474,7 +500,17 @@ def main(argv=None) -> int:
             profile(name, args.steps)
         else:
             print(
-                json.dumps(bench(name, args.steps, args.against, not args.no_memory)), flush=True
+                json.dumps(
+                    bench(
+                        name,
+                        args.steps,
+                        args.against,
+                        not args.no_memory,
+                        args.block,
+                        args.settle,
+                    )
+                ),
+                flush=True,
             )
     return 0
 
