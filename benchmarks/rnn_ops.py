@@ -1,11 +1,15 @@
 """Time ember's fused recurrent ops against torch.nn.LSTM / nn.GRU at the BENCHMARKS.md shapes.
 
     python benchmarks/rnn_ops.py [--op lstm|gru|simple_rnn] [--rounds 5] [--steps 20]
+                                 [--accel on|off|both]
 
 Forward + backward of the recurrent layer alone (batch 32, length 100, 64 features -> 128 units,
 last output; inputs like an Embedding's, Keras's initializers), float32, 2 threads. Each round
 runs ember, then PyTorch, each in a fresh child process (warm-up, then the median of --steps
-steps), and the ratio printed is the median of the per-round ratios.
+steps), and the ratio printed is the median of the per-round ratios. With ``--accel both`` (the
+default when Numba is installed) each round runs ember twice, with its optional Numba kernels
+(``ember/ops/_accel.py``) on and off (``EMBER_ACCEL=0``), and prints both. ``first_ms`` is the
+first training step of a fresh process (with a cold Numba cache it includes the compilation).
 
 Why not both in one process: between its GEMMs, NumPy's OpenBLAS keeps a worker thread spinning
 on the second core for a while, and PyTorch's step right after ember's then runs 2-10x slower
@@ -16,7 +20,9 @@ would flatter ember. Separate processes, alternated, compare the two fairly.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -77,8 +83,10 @@ def torch_step(op: str):
 
 def child(framework: str, op: str, steps: int) -> None:
     """Print {"train_ms", "infer_ms"}: medians after a warm-up (run in a fresh process)."""
+    t0 = time.perf_counter()
     step = ember_step(op) if framework == "ember" else torch_step(op)
-    out = {}
+    step(True)
+    out = {"first_ms": 1e3 * (time.perf_counter() - t0)}
     for train in (True, False):
         for _ in range(3):
             step(train)
@@ -91,9 +99,10 @@ def child(framework: str, op: str, steps: int) -> None:
     print(json.dumps(out))
 
 
-def run_child(framework: str, op: str, steps: int) -> dict:
+def run_child(framework: str, op: str, steps: int, accel: bool = True) -> dict:
     cmd = [sys.executable, __file__, "--child", framework, "--op", op, "--steps", str(steps)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = dict(os.environ, EMBER_ACCEL="1" if accel else "0")
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -102,20 +111,38 @@ def main() -> None:
     ap.add_argument("--op", default="lstm", choices=["lstm", "gru", "simple_rnn"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--accel", choices=["on", "off", "both"], default=None)
     ap.add_argument("--child", choices=["ember", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args.op, args.steps)
         return
-    rounds = [(run_child("ember", args.op, args.steps), run_child("torch", args.op, args.steps))
-              for _ in range(args.rounds)]  # fmt: skip
-    out = {"op": args.op}
+    accel = args.accel or ("both" if importlib.util.find_spec("numba") else "off")
+    runs = {"on": [True], "off": [False], "both": [True, False]}[accel]
+    rounds = []
+    for _ in range(args.rounds):
+        r = {f"ember_accel_{'on' if a else 'off'}": run_child("ember", args.op, args.steps, a)
+             for a in runs}  # fmt: skip
+        r["torch"] = run_child("torch", args.op, args.steps)
+        rounds.append(r)
+    out = {"op": args.op, "load_avg_1m": round(os.getloadavg()[0], 2)}
+    for name in rounds[0]:
+        out[f"{name}_first_ms"] = round(statistics.median(r[name]["first_ms"] for r in rounds), 1)
     for key in ("train", "infer"):
-        e = [r[0][f"{key}_ms"] for r in rounds]
-        t = [r[1][f"{key}_ms"] for r in rounds]
-        out[f"ember_{key}_ms"] = round(statistics.median(e), 2)
+        t = [r["torch"][f"{key}_ms"] for r in rounds]
         out[f"torch_{key}_ms"] = round(statistics.median(t), 2)
-        out[f"{key}_ratio"] = round(statistics.median(a / b for a, b in zip(e, t)), 3)
+        for name in rounds[0]:
+            if name == "torch":
+                continue
+            e = [r[name][f"{key}_ms"] for r in rounds]
+            out[f"{name}_{key}_ms"] = round(statistics.median(e), 2)
+            out[f"{name}_{key}_ratio"] = round(statistics.median(a / b for a, b in zip(e, t)), 3)
+        if accel == "both":  # accel on / off, per round
+            on = [r["ember_accel_on"][f"{key}_ms"] for r in rounds]
+            off = [r["ember_accel_off"][f"{key}_ms"] for r in rounds]
+            out[f"accel_on_off_{key}_ratio"] = round(
+                statistics.median(a / b for a, b in zip(on, off)), 3
+            )
     print(json.dumps(out))
 
 

@@ -56,6 +56,7 @@ from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.autograd.tensor import Tensor
 from ember.errors import EmberValueError, ShapeError
+from ember.ops import _accel
 
 # ember.ops.conv asks glibc to keep freed memory for reuse (process-wide, at import): without
 # it every step page-faults on its fresh (T, kU, N) buffers: measured 4,000 faults and 8 ms of
@@ -240,7 +241,7 @@ def _outputs(H: np.ndarray, masks: _Masks, return_sequences: bool) -> np.ndarray
 
 def _output_grads(gy: np.ndarray, gh: np.ndarray, masks: _Masks, return_sequences, dtype):
     """(dh (U, N) to start the backward loop with, per-step dY (T, U, N) or None)."""
-    dh = np.array(gh.T, dtype=dtype)  # a fresh buffer: gh itself is never written
+    dh = np.array(gh.T, dtype=dtype, order="C")  # fresh: gh itself is never written
     if not return_sequences:
         dh += gy.T if masks.out_scale is None else gy.T * masks.out_scale[-1]
         return dh, None
@@ -512,6 +513,7 @@ class LSTMSequence(Function):
         o, i, f, g = z[:u], z[u : 2 * u], z[2 * u : u3], z[u3:]
         ig = np.empty((u, n), dt)  # i * g
         tc = np.empty((u, n), dt)  # tanh(c_t)
+        acc = _accel.kernels()  # optional compiled elementwise steps, or None
         if record:  # the chain-rule factors of step 3 (see backward), and f
             P = np.empty((t_len, 4 * u, n), dt)
             K = np.empty((t_len, u, n), dt)
@@ -525,27 +527,34 @@ class LSTMSequence(Function):
                 np.matmul(RhT, Hs[t], out=z)  # (4U, N)
                 z += XW[:, t]  # z_t = x_t W + b + h_{t-1} U (o, i, f halved)
                 np.tanh(z, out=z)
-                if record:  # 3. 1 - tanh^2: tanh' for g, 4 sigma'(z) for o, i, f (see below)
-                    p = P[t]
-                    np.multiply(z, z, out=p)
-                    np.subtract(1, p, out=p)
-                _sigmoid_from_tanh_(z[:u3])  # o, i, f = sigma(z)
                 c = C[t + 1]
-                np.multiply(f, C[t], out=c)
-                np.multiply(i, g, out=ig)
-                c += ig  # c_t = f c_{t-1} + i g
-                np.tanh(c, out=tc)
-                np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
-                if record:  # 3. the rest of backward's factors, while in cache
-                    p[:u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
-                    p[u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
-                    p[2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
-                    p[u3:] *= i  # dz_g = dc * i (1 - g^2)
-                    k = K[t]
-                    np.multiply(tc, tc, out=k)
-                    np.subtract(1, k, out=k)
-                    k *= o  # dc += dh * o (1 - tanh(c_t)^2)
-                    F[t] = f  # dc_{t-1} = dc f
+                if acc is not None:  # the same arithmetic, compiled (_accel)
+                    acc.lstm_cell(z, C[t], c, P[t] if record else z, F[t] if record else tc,
+                                  record)  # fmt: skip
+                    np.tanh(c, out=tc)
+                    acc.lstm_out(o, tc, H[t + 1], P[t, :u] if record else tc,
+                                 K[t] if record else tc, record)  # fmt: skip
+                else:
+                    if record:  # 3. 1 - tanh^2: tanh' for g, 4 sigma'(z) for o, i, f (below)
+                        p = P[t]
+                        np.multiply(z, z, out=p)
+                        np.subtract(1, p, out=p)
+                    _sigmoid_from_tanh_(z[:u3])  # o, i, f = sigma(z)
+                    np.multiply(f, C[t], out=c)
+                    np.multiply(i, g, out=ig)
+                    c += ig  # c_t = f c_{t-1} + i g
+                    np.tanh(c, out=tc)
+                    np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
+                    if record:  # 3. the rest of backward's factors, while in cache
+                        p[:u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
+                        p[u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
+                        p[2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
+                        p[u3:] *= i  # dz_g = dc * i (1 - g^2)
+                        k = K[t]
+                        np.multiply(tc, tc, out=k)
+                        np.subtract(1, k, out=k)
+                        k *= o  # dc += dh * o (1 - tanh(c_t)^2)
+                        F[t] = f  # dc_{t-1} = dc f
                 if masks.m is not None:  # masked examples keep h and c
                     masks.keep_state(H, t)
                     masks.keep_state(C, t)
@@ -588,23 +597,27 @@ class LSTMSequence(Function):
             F = F * mf + carry
 
         dh, gys = _output_grads(gy, gh, masks, return_sequences, dt)  # dL/dh_t (U, N)
-        dc = np.array(gc.T, dtype=dt)  # dL/dc_t (gc itself is never written)
+        dc = np.array(gc.T, dtype=dt, order="C")  # dL/dc_t (gc itself is never written)
         dZk = np.empty((4 * u, t_len, n), dt)  # dL/dz_t of every step (see _finish)
         dz = np.empty((4 * u, n), dt)  # the step's, gates o, i, f, c
         dz3 = dz[u:].reshape(3, u, n)  # its i, f, c blocks
         P3 = P[:, u:].reshape(t_len, 3, u, n)
         tmp = np.empty((u, n), dt)
+        acc = _accel.kernels()
 
         # 4. backwards through time
         with _loop_blas():
             for t in range(t_len - 1, -1, -1):
                 if gys is not None:
                     dh += gys[t]  # the output y_t = h_t also receives a gradient
-                np.multiply(dh, K[t], out=tmp)
-                dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
-                np.multiply(dh, P[t, :u], out=dz[:u])  # dz_o
-                np.multiply(P3[t], dc, out=dz3)  # dz_i, dz_f, dz_g
-                dc *= F[t]  # dc_{t-1} = dc_t f_t
+                if acc is not None:  # the same arithmetic, compiled (_accel)
+                    acc.lstm_back(dh, K[t], P[t], F[t], dc, dz)
+                else:
+                    np.multiply(dh, K[t], out=tmp)
+                    dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
+                    np.multiply(dh, P[t, :u], out=dz[:u])  # dz_o
+                    np.multiply(P3[t], dc, out=dz3)  # dz_i, dz_f, dz_g
+                    dc *= F[t]  # dc_{t-1} = dc_t f_t
                 masked = carry is not None and masks.any_masked[t]
                 if masked:
                     np.multiply(dh, carry[t], out=tmp)
