@@ -94,6 +94,75 @@ def test_lstm_gradcheck_through_accelerated_path(float64, rng):
         assert em.gradcheck(f, args)
 
 
+def _gru_run(on, dtype, case: dict, seed: int = 0):
+    """Outputs, final state and every input's gradient of one gru call and backward."""
+    rng = np.random.default_rng(seed)
+    reset_after = case.get("reset_after", True)
+
+    def t(shape, scale=1.0):
+        return em.tensor((rng.standard_normal(shape) * scale).astype(dtype), requires_grad=True)
+
+    b = t((2, 3 * U) if reset_after else (3 * U,), 0.5) if case.get("bias", True) else None
+    args = [t((N, T, D)), t((D, 3 * U), 0.5), t((U, 3 * U), 0.5), b]
+    args.append(t((N, U)) if case.get("states", False) else None)
+    kw = {k: v for k, v in case.items() if k not in ("states", "bias")}
+    if kw.pop("recurrent_dropout", False):
+        kw["recurrent_mask"] = (rng.random((N, U)) > 0.3).astype(dtype) / dtype(0.7)
+    with _accel.enabled(on) if on is not None else contextlib.nullcontext():
+        y, h = R.gru(*args, **kw)
+        ((y * y).sum() + (h * 2.0).sum()).backward()
+    return [y.data, h.data, *(a.grad for a in args if a is not None)]
+
+
+GRU_CASES = {
+    "plain": {},
+    "reset_before": {"reset_after": False},
+    "mask_no_bias": {"mask": _MASK, "bias": False},
+    "go_backwards_state": {"go_backwards": True, "states": True},
+    "reset_before_last_output_mask": {
+        "reset_after": False,
+        "return_sequences": False,
+        "mask": _MASK,
+        "go_backwards": True,
+        "states": True,
+    },
+    "recurrent_dropout_mask_zero_output": {
+        "recurrent_dropout": True,
+        "mask": _MASK,
+        "zero_output_for_mask": True,
+    },
+}
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(GRU_CASES))
+def test_gru_accelerated_equals_numpy_path(dtype, case):
+    em.set_floatx(np.dtype(dtype).name)
+    fast = _gru_run(True, dtype, GRU_CASES[case])
+    ref = _gru_run(False, dtype, GRU_CASES[case])
+    assert len(fast) == len(ref)
+    eps = np.finfo(dtype).eps
+    for a, b in zip(fast, ref):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=8 * eps, atol=8 * eps)
+
+
+@needs_numba
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_gradcheck_through_accelerated_path(float64, rng, reset_after):
+    shapes = [(N, T, D), (D, 3 * U), (U, 3 * U), (2, 3 * U) if reset_after else (3 * U,), (N, U)]
+    args = [em.tensor(rng.standard_normal(s) * 0.5, requires_grad=True) for s in shapes]
+
+    def f(x, w, u, b, h0):
+        y, h = R.gru(x, w, u, b, h0, reset_after=reset_after, mask=_MASK)
+        return y.sum(axis=1) + h * h
+
+    with _accel.enabled(True):
+        assert _accel.kernels() is not None
+        assert em.gradcheck(f, args)
+
+
 class _Spy:
     """Counts calls of the kernel namespace's functions."""
 
@@ -110,8 +179,9 @@ class _Spy:
         return wrapped
 
 
-def _count_kernel_calls(monkeypatch) -> dict:
-    """Run an LSTM forward + backward with a spy in place of the kernels; return its counts."""
+def _count_kernel_calls(monkeypatch, run=None) -> dict:
+    """Run an LSTM forward + backward (or run()) with a spy in place of the kernels; return
+    its counts."""
     real = _accel.kernels
     spies = []
 
@@ -123,7 +193,10 @@ def _count_kernel_calls(monkeypatch) -> dict:
         return spies[-1]
 
     monkeypatch.setattr(_accel, "kernels", spying)
-    _lstm_run(None, np.float32, {})
+    if run is None:
+        _lstm_run(None, np.float32, {})
+    else:
+        run()
     out: dict = {}
     for s in spies:
         for k, v in s.calls.items():
@@ -136,6 +209,8 @@ def test_kernels_run_per_step_when_on(monkeypatch):
     monkeypatch.delenv("EMBER_ACCEL", raising=False)
     calls = _count_kernel_calls(monkeypatch)
     assert calls == {"lstm_cell": T, "lstm_out": T, "lstm_back": T}
+    calls = _count_kernel_calls(monkeypatch, lambda: _gru_run(None, np.float32, {}))
+    assert calls == {"gru_gates": T, "gru_state": T}
 
 
 def test_env_var_zero_turns_the_kernels_off(monkeypatch):

@@ -132,4 +132,54 @@ def _build():
         for s in range(n):
             dcf[s] = dcf[s] * ff[s]
 
-    return SimpleNamespace(lstm_cell=lstm_cell, lstm_out=lstm_out, lstm_back=lstm_back)
+    # ------------------------------------------------------------------------ GRU
+    # Layout as in recurrent.GRUSequence: features by batch, C-contiguous (U, N) blocks.
+
+    @jit
+    def gru_gates(zr, rh, b1h, has_b1h):
+        """reset_after=True, zr holding tanh of the z, r pre-activations (halved): in place
+        z, r = (1 + zr) / 2, and rh += b1h (a (U, 1) column) when has_b1h."""
+        half = zr.dtype.type(0.5)
+        zf = zr.reshape(-1)
+        for s in range(zf.size):
+            zf[s] = zf[s] * half + half
+        if has_b1h:
+            for j in range(rh.shape[0]):
+                b = b1h[j, 0]
+                for m in range(rh.shape[1]):
+                    rh[j, m] = rh[j, m] + b
+
+    @jit
+    def gru_state(z, r, rh, hh, h_prev, h, tmp, ph, pz, pr, rr, z_keep, record):
+        """h = hh + z (h_prev - hh); when recording, the chain-rule factors:
+        ph = (1 - z)(1 - hh^2), pz = (h_prev - hh) z (1 - z), pr = (1 - r) r rh, rr = r,
+        z_keep = z. tmp is scratch."""
+        one = z.dtype.type(1)
+        zf, hhf, hpf = z.reshape(-1), hh.reshape(-1), h_prev.reshape(-1)
+        hf, tf = h.reshape(-1), tmp.reshape(-1)
+        n = zf.size
+        for s in range(n):
+            tf[s] = hpf[s] - hhf[s]  # h_{t-1} - hh
+        if record:
+            rf, rhf = r.reshape(-1), rh.reshape(-1)
+            phf, pzf, prf = ph.reshape(-1), pz.reshape(-1), pr.reshape(-1)
+            rrf, zk = rr.reshape(-1), z_keep.reshape(-1)
+            for s in range(n):
+                phf[s] = one - zf[s]
+            for s in range(n):
+                pzf[s] = tf[s] * zf[s] * phf[s]  # dz_z = dh * (h_{t-1} - hh) z (1 - z)
+            for s in range(n):
+                phf[s] = phf[s] * (one - hhf[s] * hhf[s])  # da_h = dh * (1 - z)(1 - hh^2)
+            for s in range(n):
+                prf[s] = (one - rf[s]) * rf[s] * rhf[s]  # dz_r = d(r .) * (.) r (1 - r)
+            for s in range(n):
+                rrf[s] = rf[s]
+            for s in range(n):
+                zk[s] = zf[s]
+        for s in range(n):
+            hf[s] = hhf[s] + tf[s] * zf[s]  # h_t = hh + z (h_{t-1} - hh)
+
+    return SimpleNamespace(
+        lstm_cell=lstm_cell, lstm_out=lstm_out, lstm_back=lstm_back,
+        gru_gates=gru_gates, gru_state=gru_state,
+    )  # fmt: skip

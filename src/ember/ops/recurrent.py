@@ -729,6 +729,7 @@ class GRUSequence(Function):
             RH = np.empty((t_len, u, n), dt)  # r * h_{t-1}, the input of U_h (kept for dU)
             UzrT, UhT = RhT[:u2], RhT[u2:]  # contiguous row blocks: (2U, U), (U, U)
             S2 = np.empty((u2, n), dt)
+        acc = _accel.kernels()  # optional compiled elementwise steps, or None
         if record:  # the chain-rule factors of step 3 (see backward), and z
             Zs = np.empty((t_len, u, n), dt)
             Q1 = np.empty((t_len, 2, u, n), dt)  # [Ph, Pz]: dh -> [da_h, dz_z]
@@ -743,10 +744,13 @@ class GRUSequence(Function):
                     np.matmul(RhT, Hs[t], out=rec)  # (3U, N)
                     np.add(rec[:u2], XW[:u2, t], out=zr)
                     np.tanh(zr, out=zr)
-                    _sigmoid_from_tanh_(zr)  # z, r = sigma(.)
                     rh = rec[u2:]
-                    if b1h is not None:
-                        rh += b1h
+                    if acc is not None:  # the same arithmetic, compiled (_accel)
+                        acc.gru_gates(zr, rh, tmp if b1h is None else b1h, b1h is not None)
+                    else:
+                        _sigmoid_from_tanh_(zr)  # z, r = sigma(.)
+                        if b1h is not None:
+                            rh += b1h
                     np.multiply(r, rh, out=tmp)  # r * (h_{t-1} U_h + b1_h)
                 else:
                     np.matmul(UzrT, Hs[t], out=S2)
@@ -758,23 +762,29 @@ class GRUSequence(Function):
                     np.matmul(UhT, rh, out=tmp)  # (r * h_{t-1}) U_h
                 np.add(XW[u2:, t], tmp, out=hh)
                 np.tanh(hh, out=hh)
-                np.subtract(H[t], hh, out=tmp)  # h_{t-1} - hh
-                if record:  # 3. the factors of backward's chain rule, while in cache
-                    ph, pz = Q1[t]
-                    pr, rr = Q2[t]
-                    np.subtract(1, z, out=ph)  # 1 - z
-                    np.multiply(tmp, z, out=pz)
-                    pz *= ph  # dz_z = dh * (h_{t-1} - hh) z (1 - z)
-                    np.multiply(hh, hh, out=rr)
-                    np.subtract(1, rr, out=rr)
-                    ph *= rr  # da_h = dh * (1 - z)(1 - hh^2)
-                    np.subtract(1, r, out=pr)
-                    pr *= r
-                    pr *= rh if reset_after else Hs[t]  # dz_r = d(r .) * (.) r (1 - r)
-                    rr[...] = r
-                    Zs[t] = z
-                tmp *= z
-                np.add(hh, tmp, out=H[t + 1])  # h_t = hh + z (h_{t-1} - hh)
+                if acc is not None:  # the same arithmetic, compiled (_accel)
+                    acc.gru_state(z, r, rh if reset_after else Hs[t], hh, H[t], H[t + 1], tmp,
+                                  *(Q1[t] if record else (tmp, tmp)),
+                                  *(Q2[t] if record else (tmp, tmp)),
+                                  Zs[t] if record else tmp, record)  # fmt: skip
+                else:
+                    np.subtract(H[t], hh, out=tmp)  # h_{t-1} - hh
+                    if record:  # 3. the factors of backward's chain rule, while in cache
+                        ph, pz = Q1[t]
+                        pr, rr = Q2[t]
+                        np.subtract(1, z, out=ph)  # 1 - z
+                        np.multiply(tmp, z, out=pz)
+                        pz *= ph  # dz_z = dh * (h_{t-1} - hh) z (1 - z)
+                        np.multiply(hh, hh, out=rr)
+                        np.subtract(1, rr, out=rr)
+                        ph *= rr  # da_h = dh * (1 - z)(1 - hh^2)
+                        np.subtract(1, r, out=pr)
+                        pr *= r
+                        pr *= rh if reset_after else Hs[t]  # dz_r = d(r .) * (.) r (1 - r)
+                        rr[...] = r
+                        Zs[t] = z
+                    tmp *= z
+                    np.add(hh, tmp, out=H[t + 1])  # h_t = hh + z (h_{t-1} - hh)
                 masks.keep_state(H, t)
                 if t % _FLUSH_EVERY == 0:
                     _flush_tiny_(H[t + 1], tmp)
