@@ -4,7 +4,6 @@ gradients; the switch (``EMBER_ACCEL=0``, ``enabled(False)``) and the fallback w
 """
 
 import contextlib
-import importlib.util
 
 import numpy as np
 import pytest
@@ -13,7 +12,12 @@ import ember as em
 from ember.ops import _accel
 from ember.ops import recurrent as R
 
-HAS_NUMBA = importlib.util.find_spec("numba") is not None
+try:
+    import numba  # noqa: F401
+
+    HAS_NUMBA = True
+except ImportError:
+    HAS_NUMBA = False
 needs_numba = pytest.mark.skipif(
     not HAS_NUMBA, reason="numba (optional accelerator) not installed"
 )
