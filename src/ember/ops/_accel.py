@@ -16,6 +16,12 @@ Everything is optional. ``kernels()`` returns None, and the ops take their NumPy
 Numba is not installed, when the environment variable ``EMBER_ACCEL`` is ``0``, or inside
 ``with enabled(False):``. Numba is imported on the first call of ``kernels()``, never at
 ``import ember``; compiled kernels are cached on disk (``cache=True``).
+
+Measured here (benchmarks/rnn_ops.py, batch 32, 100 steps, 64 -> 128 units, float32, loaded
+2-core machine): LSTM forward + backward about 5% faster with the kernels, GRU 5-10%; the
+first call in a process costs about 0.4 s more (importing Numba, loading the cache; about
+1.1 s with a cold cache). The rest of a step is GEMMs, tanh and Python-level loop overhead,
+which the kernels do not touch. A small win: Numba stays an optional extra (``accel``).
 """
 
 from __future__ import annotations

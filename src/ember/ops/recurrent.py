@@ -43,7 +43,10 @@ multiplied by it (the same mask at every step), as in Keras's cells.
 
 Speed notes: sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates' columns of W, U
 and b halved (exact in floating point) one in-place tanh activates all gates of a step. The
-per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there).
+per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there). With Numba installed,
+the LSTM and GRU loops' elementwise work between the GEMMs and tanh calls runs as compiled
+kernels (``ember/ops/_accel.py``; off with ``EMBER_ACCEL=0``); the NumPy code here is the
+reference they reproduce bit for bit.
 """
 
 from __future__ import annotations
