@@ -290,8 +290,7 @@ def test_chunked_training_matches_im2col_over_many_chunks(
 def test_chunked_conv_gives_the_same_bits_on_one_or_two_threads(monkeypatch, rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_module, "_PARALLEL_PATCH_BYTES", 0)  # every chunk on the workers
-    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])
+    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
     x = rng.standard_normal((6, 8, 8, 5)).astype(np.float32)
     w = rng.standard_normal((3, 3, 5, 4)).astype(np.float32)
     g = rng.standard_normal((6, 8, 8, 4)).astype(np.float32)

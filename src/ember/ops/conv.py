@@ -67,7 +67,7 @@ from numpy.lib.stride_tricks import as_strided
 from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.errors import EmberTypeError, EmberValueError, ShapeError
-from ember.ops.linalg import OPENBLAS_SPINNING
+from ember.ops.linalg import CONV_RECENT, OPENBLAS_SPINNING
 
 # ------------------------------------------------------------------------------ memory
 
@@ -316,7 +316,7 @@ class _Workers:
     # with OpenBLAS's 2 threads per chunk GEMM)
     serial_blas_threads = 1
 
-    def run(self, work, count: int, parallel: bool = True) -> None:
+    def run(self, work, count: int) -> None:
         blas = self._blas()
         threads = blas.get_num_threads() if blas else 1
         if threads <= 1 or not self.lock.acquire(blocking=False):
@@ -324,9 +324,9 @@ class _Workers:
                 work(i)
             return
         try:
-            if not parallel or time.monotonic() < OPENBLAS_SPINNING[0]:
-                # serial: small work, or OpenBLAS's helpers still spin after a Dense product
-                # (a helper of ours would fight them for a core)
+            if time.monotonic() < OPENBLAS_SPINNING[0]:
+                # serial while OpenBLAS's helpers still spin after a Dense product (a helper
+                # of ours would fight them for a core)
                 blas.set_num_threads(self.serial_blas_threads or threads)
                 for i in range(count):
                     work(i)
@@ -361,12 +361,6 @@ class _Workers:
 
 
 _workers = _Workers()
-
-# Patch matrices smaller than this (in total over the batch) are built serially, their GEMMs on
-# OpenBLAS's own threads: the cnn workload's 14x14x32 layer (14 MB of patches) ran 11% faster
-# that way next to Dense layers, whose OpenBLAS threads keep spinning for a while after each
-# product and slow ember's helper thread; the cnn_bn layers (19-75 MB) 25% faster on the workers.
-_PARALLEL_PATCH_BYTES = 16 << 20
 
 
 def matmul_rows(a, b, out=None) -> np.ndarray:
@@ -448,9 +442,7 @@ def _conv_chunks(x, w, b, pads, out_hw, strides, dilation, relu=False) -> np.nda
         if relu:
             np.maximum(out, 0, out=out)
 
-    _workers.run(
-        work, -(-n // per), n * out_hw[0] * out_hw[1] * k * dtype.itemsize >= _PARALLEL_PATCH_BYTES
-    )
+    _workers.run(work, -(-n // per))
     return y
 
 
@@ -472,9 +464,7 @@ def _dw_chunks(x, g, w_shape, pads, strides, dilation) -> np.ndarray:
         patches = _chunk_patches(x, start, stop, pads, out_hw, (kh, kw), strides, dilation)
         np.matmul(patches.T, g3[start:stop].reshape(-1, o), out=parts[i])
 
-    _workers.run(
-        work, count, n * out_hw[0] * out_hw[1] * k * g.dtype.itemsize >= _PARALLEL_PATCH_BYTES
-    )
+    _workers.run(work, count)
     return (parts[0] if count == 1 else parts.sum(axis=0)).reshape(w_shape)
 
 
@@ -529,6 +519,7 @@ class Conv2D(Function):
         relu=False,
     ):
         _check_shapes(x, w, b)
+        CONV_RECENT[0] = time.monotonic() + 1.0  # Dense products then leave the cores to us
         self.relu, self.relu_done = relu, False
         y = self._forward(x, w, b, strides, padding, dilation, algorithm, dx_algorithm, inference)
         if relu:

@@ -75,13 +75,22 @@ def matmul_rows(a, b):
 
     OpenBLAS threads a product of m*n*k >= 262,144 (4 x its SMP threshold of 65,536), and its
     helper threads then spin for up to ~0.1 s waiting for more work; ``OPENBLAS_SPINNING``
-    records until when, so that ember's own chunk runner stays on one thread meanwhile."""
+    records until when, so that ember's own chunk runner stays on one thread meanwhile.
+    Next to convolutions (a conv op ran in the last second), the product runs on one BLAS
+    thread instead, through ember's chunk runner: there the convolutions' own threads matter
+    more (cnn: 14 ms of convolution per step against 1 ms of Dense products).
+    """
+    if time.monotonic() < CONV_RECENT[0]:
+        from ember.ops.conv import matmul_rows as on_workers
+
+        return on_workers(a, b)
     if a.shape[0] * b.shape[1] * a.shape[1] >= 262_144:
         OPENBLAS_SPINNING[0] = time.monotonic() + 0.15
     return np.matmul(a, b)
 
 
 OPENBLAS_SPINNING = [0.0]  # monotonic time until which OpenBLAS's helpers may still spin
+CONV_RECENT = [0.0]  # monotonic time until which convolutions count as running
 
 
 def sum_rows(a):
