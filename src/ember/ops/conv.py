@@ -12,17 +12,17 @@ to the input positions they were read from (overlapping patches add up).
 
 Forward algorithms (``_algorithm`` picks one; each was measured at the benchmark's shapes):
 
-- "chunks" (the default with 4+ input channels, any stride): the patch matrix is built a few
+- "chunks" (the default for every kernel but 1x1, any stride): the patch matrix is built a few
   images at a time (about 1 MB, half a core's L2 cache) from a strided *view* of the zero-framed
   images, and each chunk is one GEMM into its rows of y, the bias added while they are in
   cache. Chunks run on every core the BLAS may use (``_Workers``: Python threads, one BLAS
   thread each; NumPy releases the GIL in copies and GEMMs). Nothing is kept: the backward
   rebuilds the patches from x, which the graph keeps alive anyway, so a training step holds
   its activations and no patch matrix (cnn_bn: 290 -> 130 MB of peak growth), and the rebuilt
-  chunks stay in cache (1.4x faster than one large patch matrix on one core).
-- "im2col" (the default with 1-3 channels): the whole patch matrix, kept for dW; with 1-3
-  channels it is built channel-major, one contiguous copy per kernel offset (NHWC copies of
-  1-3 values at a time are slow).
+  chunks stay in cache (1.4x faster than one large patch matrix on one core). With 1-3 input
+  channels each chunk's patches are built channel-major, one contiguous copy per kernel offset
+  and channel (NHWC copies of 1-3 values at a time are slow).
+- "im2col": the whole patch matrix, kept for dW (channel-major with 1-3 channels).
 - "rows" (stride 1): the padded batch is flattened to rows of pixels (one row per pixel, C
   values each). Shifting a pixel by (i, j) in the image is then shifting its row index by
   i*dh*Wp + j*dw, so the patches of one kernel row are a view with overlapping rows; copying it
@@ -30,7 +30,7 @@ Forward algorithms (``_algorithm`` picks one; each was measured at the benchmark
   sum of KH GEMMs on row-shifted slices of it. Positions that fall in the padding are computed
   and dropped. dW is KH GEMMs on the same slices.
 - "1x1": a 1x1 kernel is a plain GEMM over the pixels (every s-th pixel with strides).
-- Without a graph to record (inference), 4+ channels always take the "chunks" path.
+- Without a graph to record (inference), every kernel but 1x1 takes the "chunks" path.
 
 Weight gradient: "chunks" rebuilds each chunk's patches and keeps one (KH*KW*C, O) product per
 chunk, summed in chunk order (the same bits on any number of threads); the others use their
@@ -411,9 +411,20 @@ def _padded_chunk(x, start: int, stop: int, pads) -> np.ndarray:
 
 
 def _chunk_patches(x, start, stop, pads, out_hw, window, strides, dilation) -> np.ndarray:
-    """The (images * OH * OW, KH*KW*C) patch matrix of images start:stop, in scratch."""
+    """The (images * OH * OW, KH*KW*C) patch matrix of images start:stop, in scratch. With 1-3
+    channels it is built channel-major (one copy per kernel offset and channel, as
+    ``_patches_channel_major``) and returned as the transposed view, which BLAS takes as is."""
     c = x.shape[3]
     xp = _padded_chunk(x, start, stop, pads) if any(pads) else x[start:stop]
+    if c < 4:
+        (oh, ow), (kh, kw) = out_hw, window
+        xt = xp.transpose(3, 0, 1, 2)  # (C, images, Hp, Wp) view
+        cols = _scratch("patches", (kh, kw, c, stop - start, oh, ow), x.dtype)
+        for i in range(kh):
+            rows = offset_slice(i * dilation[0], strides[0], oh)
+            for j in range(kw):
+                cols[i, j] = xt[:, :, rows, offset_slice(j * dilation[1], strides[1], ow)]
+        return cols.reshape(kh * kw * c, -1).T
     p = _scratch("patches", (stop - start, *out_hw, *window, c), x.dtype)
     np.copyto(p, windows(xp, out_hw, window, strides, dilation))
     return p.reshape(-1, window[0] * window[1] * c)
@@ -475,15 +486,12 @@ def _waste(padded_hw, out_hw) -> float:
 
 def _algorithm(w_shape, strides, padded_hw, out_hw) -> str:
     """The faster forward for these shapes (measured on 2 cores at the benchmark's shapes):
-    "chunks" (the patches of a few images at a time, in cache, on every core) unless the input
-    has 1-3 channels, where copying NHWC patches moves 1-3 values at a time and "im2col"
-    builds a channel-major patch matrix instead."""
+    "chunks" (the patches of a few images at a time, in cache, on every core; channel-major
+    with 1-3 channels: as fast as "im2col" there, without keeping its patch matrix)."""
     kh, kw, c, _ = w_shape
     if kh == 1 and kw == 1:
         return "1x1"
-    if c >= 4:
-        return "chunks"
-    return "im2col"
+    return "chunks"
 
 
 def _dx_algorithm(w_shape, strides, padded_hw, out_hw) -> str:
@@ -557,7 +565,7 @@ class Conv2D(Function):
         self.algo, self.pads, self.strides, self.dilation = algo, pads, strides, dilation
         self.x_shape, self.w, self.hp_wp = x.shape, w, (hp, wp)
         sh, sw = strides
-        if algo == "chunks" or (inference and algo != "1x1" and c >= 4):
+        if algo == "chunks" or (inference and algo != "1x1"):
             # the patches of a few images at a time in a cache-sized buffer: no patch matrix
             # is allocated, and none is kept (the backward rebuilds it from x, which the graph
             # keeps alive anyway): the memory of a training step is that of its activations
