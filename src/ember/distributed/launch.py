@@ -29,8 +29,12 @@ import time
 
 _TABLE = re.compile(r"rank (\d+) = pid (\d+) on (\S+?)(?:,|$)")
 _EXIT_STRING = re.compile(r"EXIT STRING: (.+?)\s*$")
+_HYDRA_PID = re.compile(r"=\s+PID (\d+) RUNNING AT ")  # MPICH's BAD TERMINATION report
 _LOST = re.compile(r"ember\.distributed: rank \d+ of \d+ lost rank (\d+) ")
 GRACE_S = 10.0  # how long the survivors of a failure get to exit by themselves
+
+
+JOB_NICENESS = 5  # how far below the supervisor the job runs (see launch)
 
 
 def find_mpiexec() -> str | None:
@@ -69,6 +73,7 @@ class _Watch:
         self.ranks: dict = {}  # rank -> (pid, host)
         self.exit_string = None
         self.lost = None  # the first rank a survivor reported lost
+        self.hydra_pid = None  # the PID in mpiexec's BAD TERMINATION report
         self.seen: set = set()  # ember's own lines that came through
         self.lock = threading.Lock()
 
@@ -82,6 +87,9 @@ class _Watch:
             m = _LOST.search(line)
             if m and self.lost is None:
                 self.lost = int(m.group(1))
+            m = _HYDRA_PID.search(line)
+            if m and self.hydra_pid is None:
+                self.hydra_pid = int(m.group(1))
             m = _EXIT_STRING.search(line)
             if m and self.exit_string is None:
                 self.exit_string = m.group(1)
@@ -140,7 +148,12 @@ def launch(
     run_dir = tempfile.mkdtemp(prefix="ember-dist-")
     env = rank_environment(blas_threads)
     env["EMBER_DIST_RUN_DIR"] = run_dir
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # mpiexec, its proxies and the ranks run one nice level below this supervisor: when a rank
+    # dies, the supervisor's pidfd watcher must be scheduled before the proxy (busy cores, the
+    # proxy kills the survivors within milliseconds) or it cannot tell which rank went first
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_below_supervisor
+    )
     watch = _Watch()
     pumps = [
         threading.Thread(target=_pump, args=(proc.stdout, sys.stdout.buffer, watch), daemon=True),
@@ -163,6 +176,12 @@ def launch(
         how = f": {watch.exit_string}" if watch.exit_string else ""
         if watch.lost is not None and watch.lost in watch.ranks:  # a survivor's word first
             first_gone = (watch.lost, watch.ranks[watch.lost][0])
+        if first_gone is None and watch.hydra_pid is not None:
+            # the watcher woke after mpiexec had already stopped the others, so it saw every
+            # rank gone at once: fall back to the PID mpiexec reported (the rank it saw fail)
+            first_gone = next(
+                ((r, pid) for r, (pid, _) in watch.ranks.items() if pid == watch.hydra_pid), None
+            )
         if first_gone is not None:
             r, pid = first_gone
             host = watch.ranks[r][1]
@@ -174,6 +193,13 @@ def launch(
         sys.stderr.write(f"ember.distributed: {what}; the job ends with status {code}\n")
         sys.stderr.flush()
     return code
+
+
+def _below_supervisor() -> None:
+    try:
+        os.nice(JOB_NICENESS)
+    except OSError:  # not permitted: run at the same priority
+        pass
 
 
 class _Deaths(threading.Thread):
