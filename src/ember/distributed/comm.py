@@ -63,7 +63,7 @@ def _env_int(*names: str) -> int | None:
     return None
 
 
-def _process_gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
     """True when ``pid`` no longer runs (absent, or a zombie waiting to be reaped)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -73,7 +73,7 @@ def _process_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     except OSError:
-        pass
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -148,7 +148,7 @@ class Communicator:
         host = socket.gethostname()
         return [
             r for r, (h, pid) in enumerate(self.peers)
-            if r != self.rank and h == host and _process_gone(pid)
+            if r != self.rank and h == host and process_gone(pid)
         ]  # fmt: skip
 
     def describe(self, r: int) -> str:

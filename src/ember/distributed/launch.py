@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 
+from ember.distributed.comm import process_gone
+
 _TABLE = re.compile(r"rank (\d+) = pid (\d+) on (\S+?)(?:,|$)")
 _EXIT_STRING = re.compile(r"EXIT STRING: (.+?)\s*$")
 _HYDRA_PID = re.compile(r"=\s+PID (\d+) RUNNING AT ")  # MPICH's BAD TERMINATION report
@@ -53,17 +55,6 @@ def rank_environment(blas_threads: int = 1, base=None) -> dict:
         env[name] = str(blas_threads)
     env["EMBER_DIST_LAUNCHED"] = "1"
     return env
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X")
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
 
 
 class _Watch:
@@ -240,7 +231,7 @@ class _Deaths(threading.Thread):
                         return
             else:
                 while not self.stop.is_set():
-                    gone = {r for r, pid in ranks.items() if _gone(pid)}
+                    gone = {r for r, pid in ranks.items() if process_gone(pid)}
                     if gone:
                         self._note(gone, ranks)
                         return
@@ -267,7 +258,7 @@ def _supervise(proc, watch: _Watch):
             code = proc.poll()
             if code is not None:
                 ranks = watch.local_ranks()
-                alive = {r: pid for r, pid in ranks.items() if not _gone(pid)}
+                alive = {r: pid for r, pid in ranks.items() if not process_gone(pid)}
                 if code == 0 or not alive:
                     return code, deaths.first
                 if deadline is None:
