@@ -26,6 +26,19 @@ def float64():
 
 
 @pytest.fixture
+def one_blas_thread():
+    """Train small models on one BLAS thread: with two, OpenBLAS's threads fight other work for
+    the 2 cores and a run gets several times slower (threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

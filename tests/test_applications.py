@@ -9,19 +9,6 @@ from ember import applications
 from ember.errors import EmberTypeError, EmberValueError
 
 
-@pytest.fixture
-def one_blas_thread():
-    """Small matrices on a busy 2-core machine: BLAS threads fight over the cores, so train on
-    one thread (threadpoolctl, when installed)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 @pytest.fixture(scope="module")
 def digits():
     return em.datasets.digits()

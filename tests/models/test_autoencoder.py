@@ -10,19 +10,6 @@ from ember.errors import EmberTypeError, EmberValueError
 from ember.models import Autoencoder
 
 
-@pytest.fixture
-def one_blas_thread():
-    """Small matrices on a busy 2-core machine: BLAS threads fight over the cores and a run
-    gets several times slower, so train on one thread (threadpoolctl, when installed)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def conv_autoencoder(latent: int) -> Autoencoder:
     encoder = em.Sequential(
         [

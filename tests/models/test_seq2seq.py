@@ -9,19 +9,6 @@ from ember.errors import EmberTypeError, EmberValueError, ShapeError
 from ember.models.seq2seq import Seq2Seq, shift_right
 
 
-@pytest.fixture
-def one_blas_thread():
-    """Small matrices on a busy 2-core machine: BLAS threads fight over the cores and a run
-    gets several times slower, so train on one thread (threadpoolctl, when installed)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def reverse_task(n: int, length: int, seed: int):
     """Digits 0-9 as ids 1-10 (id 0 is the start token); the target is the source reversed."""
     src = np.random.default_rng(seed).integers(1, 11, (n, length))

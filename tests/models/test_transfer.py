@@ -16,19 +16,6 @@ from ember.models.transfer import (
 )
 
 
-@pytest.fixture
-def one_blas_thread():
-    """Small matrices on a busy 2-core machine: BLAS threads fight over the cores, so train on
-    one thread (threadpoolctl, when installed)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def cnn(n_out: int = 5, prefix: str = "") -> em.Sequential:
     return em.Sequential(
         [
