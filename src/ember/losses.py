@@ -494,7 +494,42 @@ def _check_bool(value, cls: str, arg: str) -> bool:
     return bool(value)
 
 
-class BinaryCrossentropy(Loss):
+class _SmoothedCrossentropy(Loss):
+    """The binary and categorical cross-entropies take the same arguments and differ only in
+    their formula (``_formula``) and default name."""
+
+    _formula = None  # (y_true, y_pred, from_logits, label_smoothing, axis, name) -> losses
+    _default_name = ""
+
+    def __init__(
+        self,
+        from_logits=False,
+        label_smoothing=0.0,
+        axis=-1,
+        reduction="sum_over_batch_size",
+        name=None,
+    ):
+        super().__init__(reduction, name or self._default_name)
+        who = type(self).__name__
+        self.from_logits = _check_bool(from_logits, who, "from_logits")
+        self.label_smoothing = _check_smoothing(label_smoothing, who)
+        self.axis = axis
+
+    def call(self, y_true, y_pred):
+        return self._formula(
+            y_true, y_pred, self.from_logits, self.label_smoothing, self.axis, self.name
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "axis": self.axis,
+        }
+
+
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """Binary cross-entropy averaged over `axis` per example.
 
     Args:
@@ -505,34 +540,11 @@ class BinaryCrossentropy(Loss):
         name: defaults to "binary_crossentropy".
     """
 
-    def __init__(
-        self,
-        from_logits=False,
-        label_smoothing=0.0,
-        axis=-1,
-        reduction="sum_over_batch_size",
-        name="binary_crossentropy",
-    ):
-        super().__init__(reduction, name)
-        self.from_logits = _check_bool(from_logits, "BinaryCrossentropy", "from_logits")
-        self.label_smoothing = _check_smoothing(label_smoothing, "BinaryCrossentropy")
-        self.axis = axis
-
-    def call(self, y_true, y_pred):
-        return _binary_ce(
-            y_true, y_pred, self.from_logits, self.label_smoothing, self.axis, self.name
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-            "axis": self.axis,
-        }
+    _formula = staticmethod(_binary_ce)
+    _default_name = "binary_crossentropy"
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """Cross-entropy of one-hot (or soft) targets, one loss per example.
 
     Args:
@@ -543,31 +555,8 @@ class CategoricalCrossentropy(Loss):
         name: defaults to "categorical_crossentropy".
     """
 
-    def __init__(
-        self,
-        from_logits=False,
-        label_smoothing=0.0,
-        axis=-1,
-        reduction="sum_over_batch_size",
-        name="categorical_crossentropy",
-    ):
-        super().__init__(reduction, name)
-        self.from_logits = _check_bool(from_logits, "CategoricalCrossentropy", "from_logits")
-        self.label_smoothing = _check_smoothing(label_smoothing, "CategoricalCrossentropy")
-        self.axis = axis
-
-    def call(self, y_true, y_pred):
-        return _categorical_ce(
-            y_true, y_pred, self.from_logits, self.label_smoothing, self.axis, self.name
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-            "axis": self.axis,
-        }
+    _formula = staticmethod(_categorical_ce)
+    _default_name = "categorical_crossentropy"
 
 
 class SparseCategoricalCrossentropy(Loss):
