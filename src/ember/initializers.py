@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from ember import backend
+from ember.config import Configurable
 from ember.errors import EmberTypeError, EmberValueError
 
 # Standard deviation of a unit normal truncated to [-2, 2]: variance-scaling draws are divided
@@ -47,23 +48,12 @@ def _truncated_normal(rng, shape, mean: float, stddev: float, dtype) -> np.ndarr
     return (mean + stddev * z).astype(dtype, copy=False)
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``__call__(shape, dtype=None)`` returns an ndarray; ``get_config`` gives
     the JSON-able arguments that rebuild it."""
 
     def __call__(self, shape, dtype=None) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class RandomInitializer(Initializer):

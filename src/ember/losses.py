@@ -20,6 +20,7 @@ import numpy as np
 
 from ember import ops
 from ember.autograd.tensor import Tensor
+from ember.config import Configurable
 from ember.errors import EmberTypeError, EmberValueError, ShapeError
 from ember.ops import loss as L
 from ember.ops.activation import Sigmoid, Softmax
@@ -329,7 +330,7 @@ def reduce_weighted_values(
 
 
 # ---------------------------------------------------------------------------------- classes
-class Loss:
+class Loss(Configurable):
     """Base class of every loss. Subclasses implement ``call(y_true, y_pred)`` returning the
     per-example losses.
 
@@ -369,14 +370,6 @@ class Loss:
 
     def get_config(self) -> dict:
         return {"name": self.name, "reduction": self.reduction}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _snake(name: str) -> str:

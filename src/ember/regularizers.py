@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ember import ops
 from ember.autograd import Tensor
+from ember.config import Configurable
 from ember.errors import EmberTypeError, EmberValueError
 
 
@@ -19,22 +20,11 @@ def _factor(cls: str, arg: str, value) -> float:
     return value
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``__call__(weight)`` returns a scalar Tensor penalty."""
 
     def __call__(self, x) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
