@@ -47,7 +47,7 @@ Input-gradient algorithms (``_dx_algorithm``):
 
 Temporaries live in per-thread scratch buffers: multi-MB arrays allocated fresh on every step
 cost a page fault per 4 KB. For the same reason this module asks glibc to keep freed memory
-(``_keep_freed_memory``).
+(``ember.backend.keep_freed_memory``).
 
 ``conv_geometry`` gives the output size and the exact padding for both padding modes.
 """
@@ -64,6 +64,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ember import backend
 from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.errors import EmberTypeError, EmberValueError, ShapeError
@@ -72,35 +73,7 @@ from ember.ops.linalg import CONV_RECENT, OPENBLAS_SPINNING
 # ------------------------------------------------------------------------------ memory
 
 
-def _keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the OS.
-
-    By default glibc serves each array above a (dynamic, at most 32 MB) threshold with a fresh
-    mmap and unmaps it when freed, and trims the heap's top; a training step that makes and
-    drops tens of MB of activations then takes a page fault for every 4 KB it touches, every
-    step (measured here: 9,750 faults and 27 ms of system time per cnn_bn step, 5,000 and 7 ms
-    per cnn step; with this setting none after the first step). The cost: the process keeps
-    its peak heap (up to 1 GB of it) instead of returning it while it runs. Skipped where the
-    user set glibc's own MALLOC_*/GLIBC_TUNABLES variables, where EMBER_KEEP_FREED_MEMORY=0,
-    and off glibc."""
-    env = os.environ
-    if env.get("EMBER_KEEP_FREED_MEMORY", "1") == "0" or "GLIBC_TUNABLES" in env:
-        return False
-    if "MALLOC_MMAP_THRESHOLD_" in env or "MALLOC_TRIM_THRESHOLD_" in env:
-        return False
-    try:
-        import ctypes
-
-        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
-            return False
-        mallopt = ctypes.CDLL(None).mallopt
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError, ValueError):
-        return False
-
-
-KEPT_FREED_MEMORY = _keep_freed_memory()
+KEPT_FREED_MEMORY = backend.keep_freed_memory()  # see there: no page faults every step
 
 # ------------------------------------------------------------------------------ geometry
 

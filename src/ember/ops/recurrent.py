@@ -55,16 +55,16 @@ import contextlib
 
 import numpy as np
 
+from ember import backend
 from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.autograd.tensor import Tensor
 from ember.errors import EmberValueError, ShapeError
 from ember.ops import _accel
 
-# ember.ops.conv asks glibc to keep freed memory for reuse (process-wide, at import): without
-# it every step page-faults on its fresh (T, kU, N) buffers: measured 4,000 faults and 8 ms of
-# system time per LSTM training step here (21 ms -> 27 ms). Imported for that side effect.
-from ember.ops import conv as _conv  # noqa: F401, E402
+# without glibc keeping freed memory every step page-faults on its fresh (T, kU, N) buffers:
+# measured 4,000 faults and 8 ms of system time per LSTM training step here (21 ms -> 27 ms)
+backend.keep_freed_memory()
 
 # ------------------------------------------------------------------------------------ helpers
 
