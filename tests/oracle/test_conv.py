@@ -15,18 +15,10 @@ import ember as em
 from ember import layers
 from ember.ops.conv import Conv2D, conv_geometry
 
+from .tolerance import close
+
 torch = pytest.importorskip("torch", reason="PyTorch (test-only oracle) is not installed")
 F = torch.nn.functional
-
-RTOL = {"float64": 1e-8, "float32": 1e-4}
-
-
-def close(ours, theirs, dtype):
-    """Relative to the reference's largest magnitude (sums of products cancel element-wise)."""
-    ours = np.asarray(ours)
-    assert ours.dtype == np.dtype(dtype)
-    scale = max(1.0, float(np.abs(theirs).max()))
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
 
 
 def torch_conv(x, w, b, strides, padding, dilation):

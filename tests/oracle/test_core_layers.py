@@ -8,11 +8,12 @@ import pytest
 import ember as em
 from ember import activations, layers
 
+from .tolerance import close
+
 torch = pytest.importorskip("torch", reason="PyTorch (test-only oracle) is not installed")
 F = torch.nn.functional
 
 DTYPES = ["float64", "float32"]
-RTOL = {"float64": 1e-8, "float32": 1e-4}
 
 
 @pytest.fixture(params=DTYPES)
@@ -20,17 +21,6 @@ def dtype(request):
     em.set_floatx(request.param)
     yield request.param
     em.set_floatx("float32")
-
-
-def close(ours, theirs, dtype):
-    """Relative comparison; the absolute floor scales with the reference's magnitude."""
-    ours = np.asarray(ours.data if isinstance(ours, em.Tensor) else ours)
-    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
-    assert ours.shape == theirs.shape
-    assert ours.dtype == np.dtype(dtype)
-    rtol = RTOL[dtype]
-    scale = max(1.0, float(np.abs(theirs).max())) if theirs.size else 1.0
-    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale)
 
 
 def pair(a: np.ndarray, dtype: str):

@@ -15,17 +15,10 @@ from ember import layers
 from ember.ops.conv import conv_geometry
 from ember.ops.pool import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
 
+from .tolerance import close
+
 torch = pytest.importorskip("torch", reason="PyTorch (test-only oracle) is not installed")
 F = torch.nn.functional
-
-RTOL = {"float64": 1e-8, "float32": 1e-4}
-
-
-def close(ours, theirs, dtype):
-    ours = np.asarray(ours)
-    assert ours.dtype == np.dtype(dtype)
-    scale = max(1.0, float(np.abs(theirs).max()))
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL[dtype], atol=RTOL[dtype] * scale)
 
 
 def nhwc(t):

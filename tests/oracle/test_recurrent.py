@@ -16,9 +16,10 @@ import ember as em
 from ember import layers
 from ember.ops import recurrent as R
 
+from .tolerance import close
+
 torch = pytest.importorskip("torch", reason="PyTorch (test-only oracle) is not installed")
 
-RTOL = {"float64": 1e-8, "float32": 1e-4}
 TORCH_DTYPE = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -27,16 +28,6 @@ def dtype(request):
     em.set_floatx(request.param)
     yield request.param
     em.set_floatx("float32")
-
-
-def close(ours, theirs, dtype, what=""):
-    ours = np.asarray(ours.data if isinstance(ours, em.Tensor) else ours)
-    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
-    assert ours.shape == theirs.shape, what
-    assert ours.dtype == np.dtype(dtype), what
-    rtol = RTOL[dtype]
-    scale = max(1.0, float(np.abs(theirs).max()))
-    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
 def _gru_to_torch(a: np.ndarray, u: int) -> np.ndarray:
