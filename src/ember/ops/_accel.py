@@ -27,10 +27,13 @@ which the kernels do not touch. A small win: Numba stays an optional extra (``ac
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 
 _STATE: dict = {"on": None}  # None: follow EMBER_ACCEL; True / False: set by enabled()
 _KERNELS: dict = {}  # "k": the kernel namespace once built, or None when Numba is missing
+_MODULES: dict = {}  # name -> imported ember.ops.kernels.<name>, or None (Numba missing)
 
 
 @contextlib.contextmanager
@@ -49,12 +52,32 @@ def is_enabled() -> bool:
     return kernels() is not None
 
 
-def kernels():
-    """The kernel namespace, or None (switched off, or Numba not importable)."""
+def _switched_on() -> bool:
     on = _STATE["on"]
     if on is None:
         on = os.environ.get("EMBER_ACCEL", "1") != "0"
-    if not on:
+    return on
+
+
+def load(name: str):
+    """The compiled kernel module ``ember.ops.kernels.<name>``, or None when the switch is off
+    or Numba is not importable. Each op module asks for its own kernels at call time, so the
+    switch (``EMBER_ACCEL``, ``enabled``) is honoured per call, and Numba is imported only by
+    the first op that wants it."""
+    if not _switched_on():
+        return None
+    if name not in _MODULES:
+        # only a missing Numba means "no kernels": an error inside a kernel module is a bug
+        # and is raised
+        has_numba = importlib.util.find_spec("numba") is not None
+        module = f"ember.ops.kernels.{name}"
+        _MODULES[name] = importlib.import_module(module) if has_numba else None
+    return _MODULES[name]
+
+
+def kernels():
+    """The kernel namespace, or None (switched off, or Numba not importable)."""
+    if not _switched_on():
         return None
     if "k" not in _KERNELS:
         try:
