@@ -26,6 +26,12 @@ weights matching none use 1.0); ``opt.set_lr_multiplier(prefix, factor)`` adds o
 multiplier scales the rate everywhere it appears in that weight's update, weight decay included.
 
 Weight regularization (L1/L2 penalties) is not here: layers add their penalties to the loss.
+
+The NumPy rules below are the reference. With Numba installed (the ``accel`` extra) the built-in
+rules update float32 weights in one compiled pass each (``ember.ops.kernels.optim``: the same
+operations in the same order, so the same bits); ``EMBER_ACCEL=0`` or
+``with ember.ops._accel.enabled(False):`` turns that off. Measured on the mlp benchmark (670k
+float32 weights, Adam, 2-core machine): 1.4-1.5 ms per update as NumPy passes, 0.45 ms compiled.
 """
 
 from __future__ import annotations
@@ -337,22 +343,45 @@ class Optimizer:
         elif self.clipvalue is not None:
             grads = [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         lr = float(self.learning_rate)
+        kernels = self._kernels()
         for g, p, k in zip(grads, params, keys):
             w = p.data
             plr = lr * self._lr_multiplier(k) if self._lr_multipliers else lr
-            scratch = self._scratch_for(w)
-            if self.weight_decay is not None and self._uses_weight_decay(k):
-                np.multiply(w, self.weight_decay * plr, out=scratch)
-                w -= scratch
+            decay = (
+                self.weight_decay * plr
+                if self.weight_decay is not None and self._uses_weight_decay(k)
+                else None
+            )
             slots = self._slots_for(k, w)
-            if w.size >= 2 * _CHUNK and type(self)._update in _ELEMENTWISE:
-                _update_in_chunks(self._update, w, g, plr, slots, scratch)
+            if kernels is not None and _fusable(w, g, slots):
+                _fused_in_chunks(self._fused, kernels, w, g, plr, slots, decay)
             else:
-                self._update(w, g, plr, slots, scratch)
+                scratch = self._scratch_for(w)
+                if decay is not None:
+                    np.multiply(w, decay, out=scratch)
+                    w -= scratch
+                if w.size >= 2 * _CHUNK and type(self)._update in _ELEMENTWISE:
+                    _update_in_chunks(self._update, w, g, plr, slots, scratch)
+                else:
+                    self._update(w, g, plr, slots, scratch)
             constraint = getattr(p, "constraint", None)
             if constraint is not None:
                 np.copyto(w, _raw(constraint(w)), casting="same_kind")
         self.iterations += 1
+
+    def _kernels(self):
+        """The compiled update kernels (``ember.ops.kernels.optim``) when this optimizer's rule
+        is a built-in one and the accelerator is on, else None (the NumPy rule runs)."""
+        if type(self)._update not in _ELEMENTWISE or type(self)._fused not in _FUSED:
+            return None  # a subclass with its own rule: the kernels do not know it
+        from ember.ops import _accel
+
+        return _accel.load("optim")
+
+    def _fused(self, kernels, w, g, lr, slots, decay) -> None:  # pragma: no cover - abstract
+        """``_update`` (after the weight decay ``w <- w - w * decay`` unless decay is None) as
+        one compiled pass over 1-D float32 views; same arithmetic, same order, same bits."""
+        raise NotImplementedError
 
     def _scratch_for(self, w: np.ndarray) -> np.ndarray:
         # one work buffer per (shape, dtype), shared by every weight of that kind: the updates
@@ -518,6 +547,45 @@ def _update_in_chunks(update, w, g, lr, slots, scratch) -> None:
     _workers.run(work, -(-n // _CHUNK))
 
 
+def _fusable(w: np.ndarray, g: np.ndarray, slots: dict) -> bool:
+    # the kernels are compiled for float32 on flat views (float64, e.g. gradcheck, keeps the
+    # NumPy rule); a strided array would need a copy back, so it keeps the NumPy rule too
+    return (
+        w.dtype == np.float32
+        and g.dtype == np.float32
+        and w.flags.c_contiguous
+        and w.flags.writeable
+        and g.flags.c_contiguous
+        and all(a.flags.c_contiguous and a.flags.writeable for a in slots.values())
+    )
+
+
+_FUSED_CHUNK = 1 << 20  # elements per chunk of a fused update on the workers (see below)
+_NO_SLOT = np.empty(0, dtype=np.float32)  # stands for a state the rule does not use
+
+
+def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay) -> None:
+    """Run a fused update on the flattened arrays, in chunks on the workers for a large weight
+    (each chunk runs the same per-element arithmetic, so the bits do not depend on the split)."""
+    flat_w, flat_g = w.reshape(-1), g.reshape(-1)
+    flat_slots = {name: arr.reshape(-1) for name, arr in slots.items()}
+    n = flat_w.size
+    if n < 2 * _FUSED_CHUNK:
+        fused(kernels, flat_w, flat_g, lr, flat_slots, decay)
+        return
+    from ember.ops.conv import _workers  # the conv op's chunk runner (loaded on first use)
+
+    count = -(-n // _FUSED_CHUNK)
+    per = -(-n // count)
+
+    def work(i):
+        lo, hi = i * per, min(n, (i + 1) * per)
+        part = {k: a[lo:hi] for k, a in flat_slots.items()}
+        fused(kernels, flat_w[lo:hi], flat_g[lo:hi], lr, part, decay)
+
+    _workers.run(work, count)
+
+
 def _as_number(value):
     # a 0-d array or NumPy scalar (e.g. from a callback) is accepted as a rate
     if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
@@ -567,6 +635,14 @@ class SGD(Optimizer):
             w += s
         else:
             w += m
+
+    def _fused(self, kernels, w, g, lr, slots, decay) -> None:
+        f = w.dtype.type
+        mu = self.momentum
+        m = slots["momentum"] if mu != 0 else _NO_SLOT
+        kernels.sgd(
+            w, g, m, f(lr), f(mu), self.nesterov, mu != 0, f(decay or 0), decay is not None
+        )
 
     def _rule(self) -> list:
         if self.momentum == 0:
@@ -622,6 +698,12 @@ class Adagrad(Optimizer):
 
     def _rule(self) -> list:
         return ["a <- a + g^2", "w <- w - lr * g / sqrt(a + epsilon)"]
+
+    def _fused(self, kernels, w, g, lr, slots, decay) -> None:
+        f = w.dtype.type
+        kernels.adagrad(
+            w, g, slots["accumulator"], f(lr), f(self.epsilon), f(decay or 0), decay is not None
+        )
 
 
 class RMSprop(Optimizer):
@@ -693,6 +775,17 @@ class RMSprop(Optimizer):
             w -= m
         else:
             w -= s
+
+    def _fused(self, kernels, w, g, lr, slots, decay) -> None:
+        f = w.dtype.type
+        use_m = self.momentum > 0
+        kernels.rmsprop(
+            w, g, slots["velocity"],
+            slots["momentum"] if use_m else _NO_SLOT,
+            slots["average_gradient"] if self.centered else _NO_SLOT,
+            f(lr), f(self.rho), f(1.0 - self.rho), f(self.epsilon), f(self.momentum), use_m,
+            self.centered, f(decay or 0), decay is not None,
+        )  # fmt: skip
 
     def _rule(self) -> list:
         rule = ["v <- rho * v + (1 - rho) * g^2"]
@@ -768,6 +861,17 @@ class Adam(Optimizer):
         np.divide(m, s, out=s)
         s *= alpha
         w -= s
+
+    def _fused(self, kernels, w, g, lr, slots, decay) -> None:
+        f = w.dtype.type
+        t = self.iterations + 1
+        alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
+        kernels.adam(
+            w, g, slots["momentum"], slots["velocity"],
+            slots["velocity_hat"] if self.amsgrad else _NO_SLOT,
+            f(alpha), f(1.0 - self.beta_1), f(1.0 - self.beta_2), f(self.epsilon), self.amsgrad,
+            f(decay or 0), decay is not None,
+        )  # fmt: skip
 
     def _rule(self) -> list:
         rule = [
@@ -860,3 +964,4 @@ def get(identifier) -> Optimizer:
 # the built-in rules work element by element (no norms, no reductions), so they may run on
 # slices: see _update_in_chunks. A subclass with its own _update runs on whole arrays.
 _ELEMENTWISE = frozenset(cls._update for cls in (SGD, Adagrad, RMSprop, Adam))
+_FUSED = frozenset(cls._fused for cls in (SGD, Adagrad, RMSprop, Adam))

@@ -25,6 +25,7 @@ import pytest
 import ember as em
 from ember import optimizers as O
 from ember import schedules as S
+from ember.ops import _accel
 
 torch = pytest.importorskip("torch", reason="PyTorch (test-only oracle) is not installed")
 
@@ -127,6 +128,26 @@ def test_trajectory_matches_torch_optim(name, float64):
     for x, y, w0 in zip(a, b, init):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9)
         assert np.abs(x - w0).max() > 1e-3
+
+
+@pytest.mark.parametrize("accel", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float32_trajectory_matches_torch_optim_with_and_without_kernels(name, accel):
+    # float32 is where the compiled updates (ember.ops.kernels.optim) run when Numba is there
+    ours, theirs = CASES[name]
+    init, grad = problem()
+    params = [em.Parameter(w.astype(np.float32), name=f"w{i}") for i, w in enumerate(init)]
+    opt = ours(params)
+    with _accel.enabled(accel):
+        for t in range(STEPS):
+            for i, p in enumerate(params):
+                p.grad = grad(t, i, p.data.astype(np.float64)).astype(np.float32)
+            opt.step()
+    b = run_torch(theirs, init, grad)
+    for p, y, w0 in zip(params, b, init):
+        assert p.data.dtype == np.float32
+        np.testing.assert_allclose(p.data, y, rtol=2e-4, atol=2e-4)
+        assert np.abs(p.data - w0).max() > 1e-3
 
 
 def test_sgd_clipvalue_matches_torch_clip_grad_value(float64):
