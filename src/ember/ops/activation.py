@@ -7,6 +7,8 @@ import math
 import numpy as np
 
 from ember.autograd.function import Function
+from ember.ops import _accel
+from ember.ops.conv import _workers
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -18,17 +20,55 @@ def _sigmoid(x):
     return np.where(x >= 0, 1, e) / (1 + e)
 
 
+_KERNEL_MIN = 1 << 14  # elements: below this NumPy's one call costs no more than a kernel call
+_KERNEL_CHUNK = 1 << 18  # elements per chunk of a compiled pass shared out over the cores
+
+
+def _flat_kernels(*arrays):
+    """The compiled activation kernels when every array is a large C-contiguous float array of
+    one dtype (then ``.reshape(-1)`` is a view), else None (NumPy path)."""
+    a = arrays[0]
+    if a.size < _KERNEL_MIN or a.dtype.kind != "f":
+        return None
+    if any(b.dtype != a.dtype or not b.flags.c_contiguous for b in arrays):
+        return None
+    return _accel.load("activation")
+
+
+def _by_chunks(kernel, size: int) -> None:
+    """kernel(lo, hi) over chunks of a flat range, on every core (ember's chunk runner)."""
+    count = -(-size // _KERNEL_CHUNK)
+    if count == 1:
+        kernel(0, size)
+        return
+    _workers.run(lambda i: kernel(i * _KERNEL_CHUNK, min(size, (i + 1) * _KERNEL_CHUNK)), count)
+
+
 class ReLU(Function):
     """z = max(0, a);  dz/da = 1 where a > 0"""
 
     def forward(self, a):
         # the output is kept, not a mask: it stays alive as the next op's input anyway, so
         # backward's mask (out > 0, the same as a > 0) costs no memory and no forward pass
-        self.out = np.maximum(a, 0)
-        return self.out
+        k = _flat_kernels(a)
+        if k is None:
+            self.out = np.maximum(a, 0)
+            return self.out
+        out = np.empty_like(a)
+        af, of = a.reshape(-1), out.reshape(-1)
+        _by_chunks(lambda lo, hi: k.relu_forward(af, of, lo, hi), a.size)
+        self.out = out
+        return out
 
     def backward(self, g):
-        return g * (self.out > 0)
+        out = self.out
+        k = _flat_kernels(out, g) if g.shape == out.shape else None
+        if k is None:
+            return g * (out > 0)
+        gx = np.empty_like(g)
+        gf, of, xf = g.reshape(-1), out.reshape(-1), gx.reshape(-1)
+        _by_chunks(lambda lo, hi: k.relu_backward(gf, of, xf, lo, hi), g.size)
+        return gx
 
 
 class LeakyReLU(Function):

@@ -16,9 +16,71 @@ from ember import backend
 from ember.autograd.function import Function
 from ember.autograd.tensor import Tensor
 from ember.errors import EmberValueError, ShapeError
+from ember.ops import _accel
 from ember.ops.conv import _scratch, _workers, sum_rows
 
 _CHUNK_BYTES = 256 << 10  # rows of channels per chunk: a few such buffers stay in L2
+# rows per chunk of a compiled pass: one pass per chunk, nothing to keep in cache between
+# passes, so chunks only need to be few (each costs a call) and enough to share out over cores
+_KERNEL_CHUNK_BYTES = 1 << 20
+
+
+def _kernels(x2):
+    """The compiled batch-norm kernels for a (rows, C) C-contiguous float array, else None."""
+    if x2.dtype.kind != "f" or not x2.flags.c_contiguous or x2.size == 0:
+        return None
+    return _accel.load("norm")
+
+
+def _kernel_rows(kernel, rows: int, row_bytes: int) -> int:
+    """Run kernel(i, lo, hi) over chunks of rows on every core; returns the chunk count."""
+    per = max(1, min(rows, _KERNEL_CHUNK_BYTES // max(1, row_bytes)))
+    count = -(-rows // per)
+    if count == 1:
+        kernel(0, 0, rows)
+    else:
+        _workers.run(lambda i: kernel(i, i * per, min(rows, i * per + per)), count)
+    return count
+
+
+def _kernel_count(rows: int, row_bytes: int) -> int:
+    per = max(1, min(rows, _KERNEL_CHUNK_BYTES // max(1, row_bytes)))
+    return -(-rows // per)
+
+
+def _kernel_moments(k, x2) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and biased variance of a (rows, C) array in one compiled pass: float64
+    sums around the first row (a sample of each channel, so no catastrophic cancellation),
+    chunk partial sums added in chunk order."""
+    m, c = x2.shape
+    shift = x2[0].astype(np.float64)
+    parts = np.empty((2, _kernel_count(m, x2[:1].nbytes), c))
+
+    def run(i, lo, hi):
+        k.moments(x2, shift, parts[0, i], parts[1, i], lo, hi)
+
+    _kernel_rows(run, m, x2[:1].nbytes)
+    d = parts[0].sum(axis=0) / m  # mean - shift
+    var = np.maximum(parts[1].sum(axis=0) / m - d * d, 0.0)
+    return (shift + d).astype(x2.dtype), var.astype(x2.dtype)
+
+
+def _kernel_affine(k, out2, x2, scale, shift, g2=None, gscale=None) -> None:
+    """out = x * scale + shift (+ g * gscale) per channel, one compiled pass."""
+    dtype = x2.dtype
+    scale, shift = scale.astype(dtype, copy=False), shift.astype(dtype, copy=False)
+    if g2 is None:
+
+        def run(i, lo, hi):
+            k.affine(x2, scale, shift, out2, lo, hi)
+
+    else:
+        gscale = gscale.astype(dtype, copy=False)
+
+        def run(i, lo, hi):
+            k.affine2(x2, scale, shift, g2, gscale, out2, lo, hi)
+
+    _kernel_rows(run, x2.shape[0], x2[:1].nbytes)
 
 
 def _row_chunks(rows: int, c: int, itemsize: int) -> tuple[int, int]:
@@ -125,16 +187,23 @@ class BatchNorm(Function):
         x2 = np.ascontiguousarray(x).reshape(-1, c)
         m, dtype = x2.shape[0], x2.dtype
         per, count = _row_chunks(m, c, dtype.itemsize)
-        mean = sum_rows(x2) / dtype.type(m)
-        var = _centered_dot(x2, x2, mean, per, count) / dtype.type(m)  # biased, two-pass
+        k = _kernels(x2)
+        if k is not None:
+            mean, var = _kernel_moments(k, x2)
+        else:
+            mean = sum_rows(x2) / dtype.type(m)
+            var = _centered_dot(x2, x2, mean, per, count) / dtype.type(m)  # biased, two-pass
         inv = 1.0 / np.sqrt(var + np.asarray(epsilon, dtype=dtype))
         scale = inv if gamma is None else inv * gamma
         shift = -mean * scale
         if beta is not None:
             shift += beta
         y = np.empty_like(x2)
-        _affine_rows(y, x2, scale, shift, per, count)
-        self.fast, self.x2, self.mean, self.inv = True, x2, mean, inv
+        if k is not None:
+            _kernel_affine(k, y, x2, scale, shift)
+        else:
+            _affine_rows(y, x2, scale, shift, per, count)
+        self.fast, self.x2, self.mean, self.inv, self.k = True, x2, mean, inv, k
         self.chunks = per, count
         return y.reshape(x.shape), mean, var
 
@@ -147,8 +216,20 @@ class BatchNorm(Function):
         per, count = self.chunks
         need_x, need_gamma, need_beta = self.needs_input_grad
         g2 = np.ascontiguousarray(g).reshape(-1, c)
-        gbeta = sum_rows(g2)
-        ggamma = _centered_dot(g2, x2, mean, per, count) * inv  # sum(g xhat)
+        k = self.k if g2.dtype == dtype else None
+        if k is not None:  # one pass for both sums
+            parts = np.empty((2, _kernel_count(m, x2[:1].nbytes), c))
+            mean64 = mean.astype(np.float64)
+
+            def run(i, lo, hi):
+                k.grad_sums(g2, x2, mean64, parts[0, i], parts[1, i], lo, hi)
+
+            _kernel_rows(run, m, x2[:1].nbytes)
+            gbeta = parts[0].sum(axis=0).astype(dtype)
+            ggamma = parts[1].sum(axis=0).astype(dtype) * inv  # sum(g xhat)
+        else:
+            gbeta = sum_rows(g2)
+            ggamma = _centered_dot(g2, x2, mean, per, count) * inv  # sum(g xhat)
         gx = None
         if need_x:
             a = inv if self.gamma is None else inv * self.gamma
@@ -163,7 +244,10 @@ class BatchNorm(Function):
                 b = b + two
                 shift = shift - two * mean
             gx = np.empty_like(g2)
-            _affine_rows(gx, x2, b, shift, per, count, g2, a)
+            if k is not None:
+                _kernel_affine(k, gx, x2, b, shift, g2, a)
+            else:
+                _affine_rows(gx, x2, b, shift, per, count, g2, a)
             gx = gx.reshape(g.shape)
         return gx, ggamma if need_gamma else None, gbeta if need_beta else None
 
@@ -222,6 +306,10 @@ class BatchNormInference(Function):
         if axis == x.ndim - 1 and x.flags.c_contiguous:  # a chunk of rows at a time, in cache
             x2 = x.reshape(-1, c)
             y = np.empty_like(x2)
+            k = _kernels(x2)
+            if k is not None:  # one compiled pass
+                _kernel_affine(k, y, x2, scale, shift)
+                return y.reshape(x.shape)
             per, count = _row_chunks(x2.shape[0], c, x2.dtype.itemsize)
             _affine_rows(y, x2, scale.astype(x.dtype, copy=False), shift, per, count)
             return y.reshape(x.shape)

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ember.autograd.function import Function
 from ember.errors import ShapeError
+from ember.ops import _accel
 from ember.ops.conv import _workers, as_pair, check_padding, conv_geometry, pad_nhwc
 
 
@@ -57,6 +58,24 @@ def _by_images(work, x) -> None:
     _workers.run(lambda i: work(i * per, min(n, i * per + per)), -(-n // per))
 
 
+def _kernels(x, pool):
+    """The compiled pooling kernels when they apply to ``x`` (a float array, a window of at
+    most 256 offsets so that a winner's offset fits in uint8), else None (NumPy path)."""
+    if x.dtype.kind != "f" or pool[0] * pool[1] > 256 or x.size == 0:
+        return None
+    return _accel.load("pool")
+
+
+def _by_image_ranges(kernel, n: int, image_bytes: int) -> None:
+    """kernel(lo, hi) over cache-sized slices of the batch, on every core."""
+    per = max(1, min(n, _CHUNK_BYTES // max(1, image_bytes)))
+    count = -(-n // per)
+    if count == 1:
+        kernel(0, n)
+        return
+    _workers.run(lambda i: kernel(i * per, min(n, i * per + per)), count)
+
+
 def _tiles(pool, strides, pads) -> bool:
     """Whether windows neither overlap nor need padding (gradients can be assigned, not added)."""
     return tuple(strides) == tuple(pool) and not any(pads)
@@ -71,6 +90,23 @@ class MaxPool2D(Function):
 
     def forward(self, x, pool=(2, 2), strides=(2, 2), padding="valid"):
         (oh, ow), pads = _geometry(x, pool, strides, padding, "max_pool2d")
+        self.pads, self.pool, self.strides, self.x_shape = pads, pool, strides, x.shape
+        self.arg = None
+        k = _kernels(x, pool)
+        if k is not None:
+            # one pass: each output's maximum and its offset in the window (uint8), so that the
+            # backward is one scatter pass instead of a search for the winner
+            x = np.ascontiguousarray(x)
+            out = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
+            arg = np.empty(out.shape, dtype=np.uint8)
+            (ph, pw), (sh, sw), (top, _, left, _) = pool, strides, pads
+
+            def run(lo, hi):
+                k.max_pool_forward(x, ph, pw, sh, sw, top, left, out, arg, lo, hi)
+
+            _by_image_ranges(run, x.shape[0], x[:1].nbytes)
+            self.arg, self.k = arg, k
+            return out
         xp = pad_nhwc(x, pads, value=-np.inf)  # padding never wins a max
         win = _window_view(xp, pool, strides, pads, (oh, ow))
         out = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
@@ -83,11 +119,12 @@ class MaxPool2D(Function):
                 np.maximum(o, w[:, :, a, :, b], out=o)
 
         _by_images(work, x)
-        self.win, self.out, self.pads, self.pool = win, out, pads, pool
-        self.strides, self.x_shape, self.padded_shape = strides, x.shape, xp.shape
+        self.win, self.out, self.padded_shape = win, out, xp.shape
         return out
 
     def backward(self, g):
+        if self.arg is not None:
+            return self._backward_kernel(g)
         win, out = self.win, self.out
         oh, ow = out.shape[1:3]
         assign = _tiles(self.pool, self.strides, self.pads)
@@ -115,6 +152,24 @@ class MaxPool2D(Function):
 
         _by_images(work, self.out)  # windows overlap within an image, never across images
         return _crop(gxp, self.pads, self.x_shape)
+
+    def _backward_kernel(self, g):
+        k, arg = self.k, self.arg
+        g = np.ascontiguousarray(g)
+        gx = np.empty(self.x_shape, dtype=g.dtype)
+        (ph, pw), (sh, sw), (top, _, left, _) = self.pool, self.strides, self.pads
+        if _tiles(self.pool, self.strides, self.pads):
+
+            def run(lo, hi):  # every element written once: no zero fill
+                k.max_pool_backward_tiles(g, arg, ph, pw, gx, lo, hi)
+
+        else:
+
+            def run(lo, hi):  # windows overlap within an image, never across images
+                k.max_pool_backward_scatter(g, arg, pw, sh, sw, top, left, gx, lo, hi)
+
+        _by_image_ranges(run, gx.shape[0], gx[:1].nbytes)
+        return gx
 
 
 class AvgPool2D(Function):
