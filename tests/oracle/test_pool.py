@@ -1,6 +1,6 @@
 """Pooling ops and layers against PyTorch: forward and input gradient over randomized
 configurations (pool 1/2/3, strides 1/2/3, odd and even sizes, both paddings, ties after a
-ReLU), in float64 (1e-8) and float32 (1e-4 relative).
+ReLU), in float64 (1e-8) and float32 (1e-4 relative), with the compiled kernels on and off.
 
 SAME padding is applied with ``F.pad`` first (-inf for max, so padding never wins; for average,
 PyTorch's windows are then divided by the count of real elements, as TensorFlow does)."""
@@ -12,6 +12,7 @@ import pytest
 
 import ember as em
 from ember import layers
+from ember.ops import _accel
 from ember.ops.conv import conv_geometry
 from ember.ops.pool import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
 
@@ -19,6 +20,14 @@ from .tolerance import close
 
 torch = pytest.importorskip("torch", reason="PyTorch (test-only oracle) is not installed")
 F = torch.nn.functional
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["kernels", "numpy"])
+def accel(request):
+    """Every test runs with the compiled pooling kernels (where Numba is installed) and on the
+    NumPy path."""
+    with _accel.enabled(request.param):
+        yield request.param
 
 
 def nhwc(t):

@@ -177,6 +177,18 @@ class AvgPool2D(Function):
 
     def forward(self, x, pool=(2, 2), strides=(2, 2), padding="valid"):
         (oh, ow), pads = _geometry(x, pool, strides, padding, "avg_pool2d")
+        self.k = k = _kernels(x, pool)
+        if k is not None:  # one pass, windows clipped to the image (no padded copy)
+            x = np.ascontiguousarray(x)
+            out = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
+            (ph, pw), (sh, sw), (top, _, left, _) = pool, strides, pads
+
+            def run(lo, hi):
+                k.avg_pool_forward(x, ph, pw, sh, sw, top, left, out, lo, hi)
+
+            _by_image_ranges(run, x.shape[0], x[:1].nbytes)
+            self.pads, self.pool, self.strides, self.x_shape = pads, pool, strides, x.shape
+            return out
         xp = pad_nhwc(x, pads)
         win = _window_view(xp, pool, strides, pads, (oh, ow))
         out = win[:, :, 0, :, 0].copy()
@@ -189,6 +201,8 @@ class AvgPool2D(Function):
         return out
 
     def backward(self, g):
+        if self.k is not None:
+            return self._backward_kernel(g)
         gs = g * self.scale
         gxp = np.zeros(self.padded_shape, dtype=gs.dtype)
         gwin = _window_view(gxp, self.pool, self.strides, self.pads, g.shape[1:3], True)
@@ -199,6 +213,18 @@ class AvgPool2D(Function):
             else:
                 gwin[:, :, a, :, b] += gs
         return _crop(gxp, self.pads, self.x_shape)
+
+    def _backward_kernel(self, g):
+        k = self.k
+        g = np.ascontiguousarray(g)
+        gx = np.empty(self.x_shape, dtype=g.dtype)
+        (ph, pw), (sh, sw), (top, _, left, _) = self.pool, self.strides, self.pads
+
+        def run(lo, hi):  # per image: zero fill and add, while the image is in cache
+            k.avg_pool_backward(g, ph, pw, sh, sw, top, left, gx, lo, hi)
+
+        _by_image_ranges(run, gx.shape[0], gx[:1].nbytes)
+        return gx
 
 
 def _inverse_counts(hw, pool, strides, pads, out_hw, dtype):
