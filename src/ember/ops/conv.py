@@ -68,6 +68,7 @@ from ember import backend
 from ember.autograd import grad_mode
 from ember.autograd.function import Function
 from ember.errors import EmberTypeError, EmberValueError, ShapeError
+from ember.ops import _accel
 from ember.ops.linalg import CONV_RECENT, OPENBLAS_SPINNING
 
 # ------------------------------------------------------------------------------ memory
@@ -452,6 +453,96 @@ def _dw_chunks(x, g, w_shape, pads, strides, dilation) -> np.ndarray:
     return (parts[0] if count == 1 else parts.sum(axis=0)).reshape(w_shape)
 
 
+def _kernels(x, w, strides, dilation):
+    """The compiled Winograd kernels when they apply (a 3x3 float32 kernel at stride 1 without
+    dilation, 8+ input channels and filters), else None."""
+    kh, kw, c, o = w.shape
+    if (kh, kw) != (3, 3) or strides != (1, 1) or dilation != (1, 1) or min(c, o) < 8:
+        return None
+    if x.dtype != np.float32 or w.dtype != np.float32:
+        return None  # float64 (gradcheck) stays on the reference path
+    return _accel.load("conv")
+
+
+def _winograd_weights(w, dtype) -> np.ndarray:
+    """U = G w G^T of a (3, 3, C, O) kernel as (16, C, O), computed in float64."""
+    from ember.ops.kernels.conv import WINOGRAD_G as G
+
+    _, _, c, o = w.shape
+    u = np.einsum("ai,bj,ijco->abco", G, G, w.astype(np.float64, copy=False))
+    return u.reshape(16, c, o).astype(dtype)
+
+
+def _winograd_per_chunk(n: int, tiles: int, c: int, o: int, itemsize: int) -> int:
+    """Images per chunk: the chunk's transformed input and products (16 x tiles x (C + O)
+    values) fill about _CHUNK_BYTES."""
+    return max(1, min(n, _CHUNK_BYTES // (16 * tiles * (c + o) * itemsize)))
+
+
+def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False) -> np.ndarray:
+    """The stride-1 3x3 convolution by Winograd F(2x2, 3x3) (see ember.ops.kernels.conv), a
+    chunk of images at a time on the workers: input transform, 16 GEMMs, output transform
+    (+ bias, relu) while the chunk is in cache. ``top``/``left``: the padding before; the
+    padding after is implied by the output size."""
+    x = np.ascontiguousarray(x)
+    n, _, _, c = x.shape
+    o = w.shape[3]
+    oh, ow = out_hw
+    th, tw = -(-oh // 2), -(-ow // 2)
+    u = _winograd_weights(w, x.dtype)
+    y = np.empty((n, oh, ow, o), dtype=x.dtype)
+    bias = np.zeros(1, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    per = _winograd_per_chunk(n, th * tw, c, o, x.dtype.itemsize)
+
+    def work(i):
+        start, stop = i * per, min(n, i * per + per)
+        tiles = (stop - start) * th * tw
+        v = _scratch("wino_v", (tiles, 16, c), x.dtype)
+        m = _scratch("wino_m", (tiles, 16, o), x.dtype)
+        k.winograd_input(x, start, stop, top, left, th, tw, v)
+        # 16 GEMMs (tiles, C) @ (C, O), on strided (tile-major) operands
+        np.matmul(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))
+        k.winograd_output(m, start, stop, th, tw, bias, b is not None, relu, y)
+
+    _workers.run(work, -(-n // per))
+    return y
+
+
+_DW_GROUPS = 4  # fixed groups of chunks for dW (the same bits on any number of threads)
+
+
+def _dw_winograd(k, x, g, w_shape, top: int, left: int) -> np.ndarray:
+    """dW = G^T [sum over tiles of (A g A^T) * (B^T d B)] G: per chunk 16 GEMMs
+    V[k]^T @ E[k] summed in a fixed order (groups of chunks, each summed in chunk order)."""
+    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    n, _, _, c = x.shape
+    o = w_shape[3]
+    oh, ow = g.shape[1:3]
+    th, tw = -(-oh // 2), -(-ow // 2)
+    per = _winograd_per_chunk(n, th * tw, c, o, x.dtype.itemsize)
+    count = -(-n // per)
+    groups = min(count, _DW_GROUPS)
+    parts = np.zeros((groups, 16, c, o), dtype=x.dtype)
+
+    def work(gi):
+        tmp = _scratch("wino_s", (16, c, o), x.dtype)
+        for i in range(gi * count // groups, (gi + 1) * count // groups):
+            start, stop = i * per, min(n, i * per + per)
+            tiles = (stop - start) * th * tw
+            v = _scratch("wino_v", (tiles, 16, c), x.dtype)
+            e = _scratch("wino_m", (tiles, 16, o), x.dtype)
+            k.winograd_input(x, start, stop, top, left, th, tw, v)
+            k.winograd_grad(g, start, stop, th, tw, e)
+            np.matmul(v.transpose(1, 2, 0), e.transpose(1, 0, 2), out=tmp)
+            parts[gi] += tmp
+
+    _workers.run(work, groups)
+    from ember.ops.kernels.conv import WINOGRAD_G as G
+
+    s = parts.sum(axis=0, dtype=np.float64).reshape(4, 4, c, o)
+    return np.einsum("ai,bj,abco->ijco", G, G, s).astype(x.dtype)
+
+
 def _waste(padded_hw, out_hw) -> float:
     """Padded positions per output: what computing every padded position costs extra."""
     return padded_hw[0] * padded_hw[1] / (out_hw[0] * out_hw[1])
@@ -516,28 +607,54 @@ class Conv2D(Function):
         top, bottom, left, right = pads
         hp, wp = h + top + bottom, wd + left + right
         algo = algorithm or _algorithm(w.shape, strides, (hp, wp), (oh, ow))
-        if algo not in ("chunks", "im2col", "rows", "1x1"):
+        if algo not in ("chunks", "im2col", "rows", "1x1", "winograd"):
             raise EmberValueError(
-                f"conv2d: algorithm must be 'chunks', 'im2col', 'rows' or '1x1', received {algo!r}"
+                f"conv2d: algorithm must be 'chunks', 'im2col', 'rows', '1x1' or 'winograd', "
+                f"received {algo!r}"
             )
-        if algo == "rows" and strides != (1, 1) or algo == "1x1" and (kh, kw) != (1, 1):
+        winograd_fits = (kh, kw) == (3, 3) and strides == (1, 1) and dilation == (1, 1)
+        if (
+            algo == "rows"
+            and strides != (1, 1)
+            or algo == "1x1"
+            and (kh, kw) != (1, 1)
+            or algo == "winograd"
+            and not winograd_fits
+        ):
             raise EmberValueError(f"conv2d: algorithm={algo!r} does not fit these shapes")
+        # the compiled Winograd path: by default for the shapes where it was measured to win
+        kernels = _accel.load("conv") if winograd_fits else None
+        if algorithm is None and algo == "chunks" and _kernels(x, w, strides, dilation):
+            algo = "winograd"
         dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides, (hp, wp), (oh, ow))
-        if dx_algo not in ("flip", "rows", "scatter", "1x1"):
+        if dx_algorithm is None and algo == "winograd":
+            dx_algo = "winograd"
+        if dx_algo not in ("flip", "rows", "scatter", "1x1", "winograd"):
             raise EmberValueError(
-                f"conv2d: dx_algorithm must be 'flip', 'rows', 'scatter' or '1x1', received "
-                f"{dx_algo!r}"
+                f"conv2d: dx_algorithm must be 'flip', 'rows', 'scatter', '1x1' or 'winograd', "
+                f"received {dx_algo!r}"
             )
         if (
             dx_algo in ("flip", "rows")
             and strides != (1, 1)
             or (dx_algo == "1x1" and (kh, kw) != (1, 1))
+            or (dx_algo == "winograd" and not winograd_fits)
         ):
             raise EmberValueError(f"conv2d: dx_algorithm={dx_algo!r} does not fit these shapes")
+        if kernels is None and "winograd" in (algo, dx_algo):
+            raise EmberValueError(
+                "conv2d: the 'winograd' algorithm needs the compiled kernels (numba installed, "
+                "ember.ops._accel enabled)"
+            )
+        self.kernels = kernels
         self.dx_algo = dx_algo
         self.algo, self.pads, self.strides, self.dilation = algo, pads, strides, dilation
         self.x_shape, self.w, self.hp_wp = x.shape, w, (hp, wp)
         sh, sw = strides
+        if algo == "winograd":
+            self.x = x
+            self.relu_done = self.relu
+            return _conv_winograd(kernels, x, w, b, top, left, (oh, ow), self.relu)
         if algo == "chunks" or (inference and algo != "1x1"):
             # the patches of a few images at a time in a cache-sized buffer: no patch matrix
             # is allocated, and none is kept (the backward rebuilds it from x, which the graph
@@ -594,14 +711,21 @@ class Conv2D(Function):
         if (need_w and self.algo == "rows") or (need_x and self.dx_algo == "rows"):
             gs = self._framed_gradient(g)
         gw = None
-        if need_w and self.algo == "chunks":
+        if need_w and self.algo == "winograd":
+            gw = _dw_winograd(self.kernels, self.x, g, self.w.shape, self.pads[0], self.pads[2])
+        elif need_w and self.algo == "chunks":
             gw = _dw_chunks(self.x, g, self.w.shape, self.pads, self.strides, self.dilation)
         elif need_w and self.algo == "rows":
             gw = self._dw_rows(gs)
         elif need_w:
             gw = matmul_rows(self.cols.T, g2).reshape(self.w.shape)
         gx = None
-        if need_x and self.dx_algo == "flip":
+        if need_x and self.dx_algo == "winograd":
+            # the input gradient is the "full" convolution of g with the flipped kernel
+            top, _, left, _ = self.pads
+            wf = self.w[::-1, ::-1].transpose(0, 1, 3, 2)
+            gx = _conv_winograd(self.kernels, g, wf, None, 2 - top, 2 - left, (h, wd))
+        elif need_x and self.dx_algo == "flip":
             gx = self._dx_flip(g)
         elif need_x and self.dx_algo == "rows":
             gx = self._dx_rows(gs)
