@@ -353,8 +353,13 @@ class Optimizer:
                 else None
             )
             slots = self._slots_for(k, w)
-            if kernels is not None and _fusable(w, g, slots):
-                _fused_in_chunks(self._fused, kernels, w, g, plr, slots, decay)
+            order = _layout(w)
+            if order is not None and not g.flags[_CONTIGUOUS[order]]:
+                # the weight, its state and the scratch buffer share one memory order: one
+                # copy of the gradient costs less than a dozen passes mixing two orders
+                g = np.asarray(g, order=order)
+            if kernels is not None and _fusable(w, g, slots, order):
+                _fused_in_chunks(self._fused, kernels, w, g, plr, slots, decay, order)
             else:
                 scratch = self._scratch_for(w)
                 if decay is not None:
@@ -386,10 +391,11 @@ class Optimizer:
     def _scratch_for(self, w: np.ndarray) -> np.ndarray:
         # one work buffer per (shape, dtype), shared by every weight of that kind: the updates
         # run one weight at a time, and this keeps each step free of temporary arrays
-        key = (w.shape, w.dtype.str)
+        order = "F" if _layout(w) == "F" else "C"
+        key = (w.shape, w.dtype.str, order)
         buf = self._scratch.get(key)
         if buf is None:
-            buf = self._scratch[key] = np.empty(w.shape, dtype=w.dtype)
+            buf = self._scratch[key] = np.empty(w.shape, dtype=w.dtype, order=order)
         return buf
 
     def _slot_names(self) -> tuple:
@@ -399,23 +405,28 @@ class Optimizer:
         return 0.0
 
     def _slots_for(self, key: str, w: np.ndarray) -> dict:
+        # state is laid out in memory as its weight is (C or Fortran order), so that an update
+        # walks every array in one order (mixed orders made NumPy's passes 3x slower, and the
+        # compiled update needs one order)
+        order = "F" if _layout(w) == "F" else "C"
         slots = self._slots.get(key)
         if slots is None:
             slots = self._slots[key] = {
-                s: np.full(w.shape, self._slot_init(s), dtype=w.dtype) for s in self._slot_names()
+                s: np.full(w.shape, self._slot_init(s), dtype=w.dtype, order=order)
+                for s in self._slot_names()
             }
             return slots
         for s in self._slot_names():
             arr = slots.get(s)
             if arr is None:
-                slots[s] = np.full(w.shape, self._slot_init(s), dtype=w.dtype)
+                slots[s] = np.full(w.shape, self._slot_init(s), dtype=w.dtype, order=order)
             elif arr.shape != w.shape:
                 raise ShapeError(
                     f"{type(self).__name__}: state {s!r} of weight {key!r} has shape {arr.shape} "
                     f"but the weight has shape {w.shape} (state restored for another model?)"
                 )
-            elif arr.dtype != w.dtype:
-                slots[s] = arr.astype(w.dtype)
+            elif arr.dtype != w.dtype or not arr.flags[_CONTIGUOUS[order]]:
+                slots[s] = np.asarray(arr, dtype=w.dtype, order=order)  # e.g. restored state
         return slots
 
     def _update(self, w, g, lr, slots, s) -> None:  # pragma: no cover - abstract
@@ -547,28 +558,37 @@ def _update_in_chunks(update, w, g, lr, slots, scratch) -> None:
     _workers.run(work, -(-n // _CHUNK))
 
 
-def _fusable(w: np.ndarray, g: np.ndarray, slots: dict) -> bool:
-    # the kernels are compiled for float32 on flat views (float64, e.g. gradcheck, keeps the
-    # NumPy rule); a strided array would need a copy back, so it keeps the NumPy rule too
-    return (
-        w.dtype == np.float32
-        and g.dtype == np.float32
-        and w.flags.c_contiguous
-        and w.flags.writeable
-        and g.flags.c_contiguous
-        and all(a.flags.c_contiguous and a.flags.writeable for a in slots.values())
-    )
+def _layout(a: np.ndarray) -> str | None:
+    """ "C" or "F": the order in which ``a.reshape(-1, order=...)`` is a view (None: neither)."""
+    if a.flags.c_contiguous:
+        return "C"
+    return "F" if a.flags.f_contiguous else None
+
+
+_CONTIGUOUS = {"C": "C_CONTIGUOUS", "F": "F_CONTIGUOUS"}
+
+
+def _fusable(w: np.ndarray, g: np.ndarray, slots: dict, order: str | None) -> bool:
+    """Whether the compiled update can run on flat views of the weight, its gradient and its
+    state in memory order ``order`` (``_layout(w)``): each contiguous in it, float32 (float64,
+    e.g. gradcheck, keeps the NumPy rule). A weight may be Fortran-ordered (an Orthogonal
+    initializer's transpose): its state is made in the same order (``_slots_for``)."""
+    if order is None or w.dtype != np.float32 or g.dtype != np.float32 or not w.flags.writeable:
+        return False
+    flag = _CONTIGUOUS[order]
+    return g.flags[flag] and all(a.flags[flag] and a.flags.writeable for a in slots.values())
 
 
 _FUSED_CHUNK = 1 << 20  # elements per chunk of a fused update on the workers (see below)
 _NO_SLOT = np.empty(0, dtype=np.float32)  # stands for a state the rule does not use
 
 
-def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay) -> None:
-    """Run a fused update on the flattened arrays, in chunks on the workers for a large weight
-    (each chunk runs the same per-element arithmetic, so the bits do not depend on the split)."""
-    flat_w, flat_g = w.reshape(-1), g.reshape(-1)
-    flat_slots = {name: arr.reshape(-1) for name, arr in slots.items()}
+def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay, order: str = "C") -> None:
+    """Run a fused update on the arrays flattened in ``order`` (views: every array is contiguous
+    in it), in chunks on the workers for a large weight (each chunk runs the same per-element
+    arithmetic, so the bits do not depend on the split)."""
+    flat_w, flat_g = w.reshape(-1, order=order), g.reshape(-1, order=order)
+    flat_slots = {name: arr.reshape(-1, order=order) for name, arr in slots.items()}
     n = flat_w.size
     if n < 2 * _FUSED_CHUNK:
         fused(kernels, flat_w, flat_g, lr, flat_slots, decay)
