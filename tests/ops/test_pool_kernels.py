@@ -130,3 +130,25 @@ def test_compiled_pooling_takes_non_contiguous_inputs_and_gradients():
         y1, g1 = _run(op, x, gy, (2, 2), (2, 2), "valid", on=True)
         np.testing.assert_allclose(y1, y0, rtol=1e-6)
         np.testing.assert_allclose(g1, g0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(5, 4, 3, 6), (3, 7, 5), (4, 1, 1, 9)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_compiled_global_avg_pool_matches_the_numpy_path(shape, keepdims, dtype, monkeypatch):
+    monkeypatch.setattr(P, "_CHUNK_BYTES", 1)  # one image per chunk
+    x = _inputs(shape, dtype, "normal", seed=9)
+    op = P.global_avg_pool2d if len(shape) == 4 else P.global_avg_pool1d
+    outs = []
+    for on in (False, True):
+        with _accel.enabled(on):
+            t = em.tensor(x, requires_grad=True, dtype=dtype)
+            y = op(t, keepdims=keepdims)
+            (y * y).sum().backward()  # d/dx = 2 y / positions
+            outs.append((y.data, t.grad))
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert outs[1][0].shape == outs[0][0].shape and outs[1][0].dtype == dtype
+    np.testing.assert_allclose(outs[1][0], outs[0][0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(outs[1][1], outs[0][1], rtol=tol, atol=tol)
+    axes = tuple(range(1, len(shape) - 1))
+    np.testing.assert_allclose(outs[1][0], x.mean(axis=axes, keepdims=keepdims), rtol=tol)

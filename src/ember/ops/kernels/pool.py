@@ -139,3 +139,19 @@ def avg_pool_backward(g, ph, pw, sh, sw, top, left, gx, lo, hi):
                         dst = gx[n, r0 + a, c0 + b]
                         for ch in range(c):
                             dst[ch] += gg[ch] * inv
+
+
+@njit(**JIT)
+def global_avg_pool(x, out, lo, hi):
+    """out[n, c] = mean over positions p of x[n, p, c] (x as (N, P, C)), summed in float64."""
+    p, c = x.shape[1], x.shape[2]
+    acc = np.zeros(c)
+    inv = 1.0 / p
+    for n in range(lo, hi):
+        acc[:] = 0.0
+        for q in range(p):
+            row = x[n, q]
+            for ch in range(c):
+                acc[ch] += np.float64(row[ch])
+        for ch in range(c):
+            out[n, ch] = acc[ch] * inv
