@@ -479,12 +479,15 @@ def _winograd_per_chunk(n: int, tiles: int, c: int, o: int, itemsize: int) -> in
     return max(1, min(n, _CHUNK_BYTES // (16 * tiles * (c + o) * itemsize)))
 
 
-def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False) -> np.ndarray:
+def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False, mask=None) -> np.ndarray:
     """The stride-1 3x3 convolution by Winograd F(2x2, 3x3) (see ember.ops.kernels.conv), a
     chunk of images at a time on the workers: input transform, 16 GEMMs, output transform
     (+ bias, relu) while the chunk is in cache. ``top``/``left``: the padding before; the
-    padding after is implied by the output size."""
+    padding after is implied by the output size. With ``mask``, the input is x * (mask > 0)
+    (a fused ReLU's gradient), never formed."""
     x = np.ascontiguousarray(x)
+    masked = mask is not None
+    mask = np.ascontiguousarray(mask) if masked else x
     n, _, _, c = x.shape
     o = w.shape[3]
     oh, ow = out_hw
@@ -499,7 +502,7 @@ def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False) -> np.nd
         tiles = (stop - start) * th * tw
         v = _scratch("wino_v", (tiles, 16, c), x.dtype)
         m = _scratch("wino_m", (tiles, 16, o), x.dtype)
-        k.winograd_input(x, start, stop, top, left, th, tw, v)
+        k.winograd_input(x, mask, masked, start, stop, top, left, th, tw, v)
         # 16 GEMMs (tiles, C) @ (C, O), on strided (tile-major) operands
         np.matmul(v.transpose(1, 0, 2), u, out=m.transpose(1, 0, 2))
         k.winograd_output(m, start, stop, th, tw, bias, b is not None, relu, y)
@@ -511,10 +514,14 @@ def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False) -> np.nd
 _DW_GROUPS = 4  # fixed groups of chunks for dW (the same bits on any number of threads)
 
 
-def _dw_winograd(k, x, g, w_shape, top: int, left: int) -> np.ndarray:
-    """dW = G^T [sum over tiles of (A g A^T) * (B^T d B)] G: per chunk 16 GEMMs
-    V[k]^T @ E[k] summed in a fixed order (groups of chunks, each summed in chunk order)."""
+def _dw_winograd(k, x, g, w_shape, top: int, left: int, mask=None):
+    """(dW, db): dW = G^T [sum over tiles of (A g A^T) * (B^T d B)] G, per chunk 16 GEMMs
+    V[k]^T @ E[k], and db the sum of g, both summed in a fixed order (groups of chunks, each
+    in chunk order: the same bits on any number of threads). With ``mask``, g is read as
+    g * (mask > 0) (a fused ReLU), never formed."""
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    masked = mask is not None
+    mask = np.ascontiguousarray(mask) if masked else g
     n, _, _, c = x.shape
     o = w_shape[3]
     oh, ow = g.shape[1:3]
@@ -523,6 +530,7 @@ def _dw_winograd(k, x, g, w_shape, top: int, left: int) -> np.ndarray:
     count = -(-n // per)
     groups = min(count, _DW_GROUPS)
     parts = np.zeros((groups, 16, c, o), dtype=x.dtype)
+    db = np.zeros((groups, o), dtype=x.dtype)
 
     def work(gi):
         tmp = _scratch("wino_s", (16, c, o), x.dtype)
@@ -531,8 +539,8 @@ def _dw_winograd(k, x, g, w_shape, top: int, left: int) -> np.ndarray:
             tiles = (stop - start) * th * tw
             v = _scratch("wino_v", (tiles, 16, c), x.dtype)
             e = _scratch("wino_m", (tiles, 16, o), x.dtype)
-            k.winograd_input(x, start, stop, top, left, th, tw, v)
-            k.winograd_grad(g, start, stop, th, tw, e)
+            k.winograd_input(x, x, False, start, stop, top, left, th, tw, v)
+            k.winograd_grad(g, mask, masked, start, stop, th, tw, e, db[gi])
             np.matmul(v.transpose(1, 2, 0), e.transpose(1, 0, 2), out=tmp)
             parts[gi] += tmp
 
@@ -540,7 +548,8 @@ def _dw_winograd(k, x, g, w_shape, top: int, left: int) -> np.ndarray:
     from ember.ops.kernels.conv import WINOGRAD_G as G
 
     s = parts.sum(axis=0, dtype=np.float64).reshape(4, 4, c, o)
-    return np.einsum("ai,bj,abco->ijco", G, G, s).astype(x.dtype)
+    gw = np.einsum("ai,bj,abco->ijco", G, G, s).astype(x.dtype)
+    return gw, db.sum(axis=0)
 
 
 def _waste(padded_hw, out_hw) -> float:
@@ -699,20 +708,25 @@ class Conv2D(Function):
         return (kh - 1) * self.dilation[0] * self.hp_wp[1] + (kw - 1) * self.dilation[1]
 
     def backward(self, g):
-        if self.relu:  # the fused max(y, 0): gradient only where the output is positive
-            g = g * (self.y > 0)
         n, h, wd, c = self.x_shape
         kh, kw, _, o = self.w.shape
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        # the Winograd kernels read g * (y > 0) of a fused ReLU as they go, and sum db
+        fused = need_w and self.algo == "winograd" and (not need_x or self.dx_algo == "winograd")
+        mask = self.y if self.relu and fused else None
+        if self.relu and not fused:  # the fused max(y, 0): gradient where the output is > 0
+            g = g * (self.y > 0)
         g2 = g.reshape(-1, o)
-        gb = sum_rows(g2) if need_b else None
+        gb = sum_rows(g2) if need_b and not fused else None
         gs = None
         if (need_w and self.algo == "rows") or (need_x and self.dx_algo == "rows"):
             gs = self._framed_gradient(g)
         gw = None
-        if need_w and self.algo == "winograd":
-            gw = _dw_winograd(self.kernels, self.x, g, self.w.shape, self.pads[0], self.pads[2])
+        if fused:
+            top, _, left, _ = self.pads
+            gw, db = _dw_winograd(self.kernels, self.x, g, self.w.shape, top, left, mask)
+            gb = db if need_b else None
         elif need_w and self.algo == "chunks":
             gw = _dw_chunks(self.x, g, self.w.shape, self.pads, self.strides, self.dilation)
         elif need_w and self.algo == "rows":
@@ -724,7 +738,7 @@ class Conv2D(Function):
             # the input gradient is the "full" convolution of g with the flipped kernel
             top, _, left, _ = self.pads
             wf = self.w[::-1, ::-1].transpose(0, 1, 3, 2)
-            gx = _conv_winograd(self.kernels, g, wf, None, 2 - top, 2 - left, (h, wd))
+            gx = _conv_winograd(self.kernels, g, wf, None, 2 - top, 2 - left, (h, wd), mask=mask)
         elif need_x and self.dx_algo == "flip":
             gx = self._dx_flip(g)
         elif need_x and self.dx_algo == "rows":

@@ -53,12 +53,13 @@ def _add(dst, i, s1, a, s2, b, n):
 
 
 @njit(**JIT)
-def winograd_input(x, start, stop, top, left, th, tw, v):
+def winograd_input(x, mask, masked, start, stop, top, left, th, tw, v):
     """v[t, k, c] = (B^T d B)[k] for the tiles t of images start:stop of x (N, H, W, C), tile
     (ty, tx) reading rows 2ty - top .. +3 and columns 2tx - left .. +3 (zeros outside x).
     v is ((stop - start) * th * tw, 16, C): tile-major, so that a tile's 16 rows are written
     side by side (16 rows a GEMM operand apart map to the same L1 cache sets: 8x slower).
 
+    With ``masked``, x is read as x * (mask > 0) (a fused ReLU's gradient; mask has x's shape).
     B^T d is applied to 4 whole zero-framed input rows at once, then d B per tile."""
     _, h, w, c = x.shape
     wp = 2 * tw + 2
@@ -72,7 +73,11 @@ def winograd_input(x, start, stop, top, left, th, tw, v):
             for a in range(4):
                 r = r0 + a
                 z = a * wp + left
-                if 0 <= r < h:
+                if 0 <= r < h and masked:
+                    for q in range(w):
+                        for k in range(c):
+                            rows[z + q, k] = x[n, r, q, k] if mask[n, r, q, k] > zero else zero
+                elif 0 <= r < h:
                     for q in range(w):
                         for k in range(c):
                             rows[z + q, k] = x[n, r, q, k]
@@ -172,10 +177,11 @@ def _copy(dst, i, s1, a, n):
 
 
 @njit(**JIT)
-def winograd_grad(g, start, stop, th, tw, e):
+def winograd_grad(g, mask, masked, start, stop, th, tw, e, db):
     """e[t, k] = (A g A^T)[k] for the 2x2 output-gradient tiles t of images start:stop of g
-    (N, OH, OW, O) (zeros past its edge); e is (tiles, 16, O). A g is applied to two whole
-    rows at once, then (A g) A^T per tile."""
+    (N, OH, OW, O) (zeros past its edge); e is (tiles, 16, O). With ``masked``, g is read as
+    g * (mask > 0). Adds the (masked) gradient's sum over pixels to db (O,) (the bias
+    gradient). A g is applied to two whole rows at once, then (A g) A^T per tile."""
     _, oh, ow, o = g.shape
     wq = 2 * tw
     zero = g.dtype.type(0)
@@ -187,9 +193,19 @@ def winograd_grad(g, start, stop, th, tw, e):
             for i in range(2):
                 r = 2 * ty + i
                 if r < oh:
+                    z = i * wq
+                    if masked:
+                        for q in range(ow):
+                            for k in range(o):
+                                val = g[n, r, q, k] if mask[n, r, q, k] > zero else zero
+                                rows[z + q, k] = val
+                    else:
+                        for q in range(ow):
+                            for k in range(o):
+                                rows[z + q, k] = g[n, r, q, k]
                     for q in range(ow):
                         for k in range(o):
-                            rows[i * wq + q, k] = g[n, r, q, k]
+                            db[k] += rows[z + q, k]
                 else:
                     for q in range(ow):
                         for k in range(o):
