@@ -431,10 +431,11 @@ def _conv_chunks(x, w, b, pads, out_hw, strides, dilation, relu=False) -> np.nda
     return y
 
 
-def _dw_chunks(x, g, w_shape, pads, strides, dilation) -> np.ndarray:
-    """dW = patches^T @ g, the patches rebuilt a chunk at a time (nothing kept from the
-    forward). Each chunk's product is summed in chunk order: the same bits on any thread
-    count."""
+def _dw_chunks(x, g, w_shape, pads, strides, dilation, mask=None, sum_db=True):
+    """(dW, db): dW = patches^T @ g, the patches rebuilt a chunk at a time (nothing kept from
+    the forward), and db the sum of g. Each chunk's products are summed in chunk order: the
+    same bits on any thread count. With ``mask``, g is read as g * (mask > 0) (a fused ReLU),
+    a chunk at a time in cache (no masked copy of the whole gradient)."""
     n = x.shape[0]
     kh, kw, c, o = w_shape
     k = kh * kw * c
@@ -442,15 +443,25 @@ def _dw_chunks(x, g, w_shape, pads, strides, dilation) -> np.ndarray:
     per = _images_per_chunk(n, out_hw, k, g.dtype.itemsize)
     count = -(-n // per)
     parts = np.empty((count, k, o), dtype=g.dtype)
+    db = np.empty((count, o), dtype=g.dtype)
     g3 = g.reshape(n, -1, o)
+    m3 = None if mask is None else mask.reshape(n, -1, o)
 
     def work(i):
         start, stop = i * per, min(n, i * per + per)
         patches = _chunk_patches(x, start, stop, pads, out_hw, (kh, kw), strides, dilation)
-        np.matmul(patches.T, g3[start:stop].reshape(-1, o), out=parts[i])
+        gi = g3[start:stop].reshape(-1, o)
+        if m3 is not None:
+            keep = _scratch("keep", gi.shape, np.bool_)
+            np.greater(m3[start:stop].reshape(-1, o), 0, out=keep)
+            gi = np.multiply(gi, keep, out=_scratch("masked", gi.shape, g.dtype))
+        np.matmul(patches.T, gi, out=parts[i])
+        if sum_db:
+            db[i] = sum_rows(gi)
 
     _workers.run(work, count)
-    return (parts[0] if count == 1 else parts.sum(axis=0)).reshape(w_shape)
+    gw = (parts[0] if count == 1 else parts.sum(axis=0)).reshape(w_shape)
+    return gw, (db[0] if count == 1 else db.sum(axis=0)) if sum_db else None
 
 
 def _kernels(x, w, strides, dilation):
@@ -713,7 +724,12 @@ class Conv2D(Function):
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         need_b = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
         # the Winograd kernels read g * (y > 0) of a fused ReLU as they go, and sum db
-        fused = need_w and self.algo == "winograd" and (not need_x or self.dx_algo == "winograd")
+        fused = need_w and (
+            self.algo == "winograd"
+            and (not need_x or self.dx_algo == "winograd")
+            or self.algo == "chunks"
+            and not need_x
+        )
         mask = self.y if self.relu and fused else None
         if self.relu and not fused:  # the fused max(y, 0): gradient where the output is > 0
             g = g * (self.y > 0)
@@ -723,12 +739,14 @@ class Conv2D(Function):
         if (need_w and self.algo == "rows") or (need_x and self.dx_algo == "rows"):
             gs = self._framed_gradient(g)
         gw = None
-        if fused:
+        if fused and self.algo == "winograd":
             top, _, left, _ = self.pads
             gw, db = _dw_winograd(self.kernels, self.x, g, self.w.shape, top, left, mask)
             gb = db if need_b else None
         elif need_w and self.algo == "chunks":
-            gw = _dw_chunks(self.x, g, self.w.shape, self.pads, self.strides, self.dilation)
+            args = (self.x, g, self.w.shape, self.pads, self.strides, self.dilation, mask, fused)
+            gw, db = _dw_chunks(*args)
+            gb = db if fused and need_b else gb
         elif need_w and self.algo == "rows":
             gw = self._dw_rows(gs)
         elif need_w:
