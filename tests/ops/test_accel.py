@@ -1,6 +1,8 @@
-"""The optional Numba kernels of ``ember.ops._accel`` against the NumPy reference path of the
-fused recurrent ops (the same op with the kernels switched off), and against numerical
-gradients; the switch (``EMBER_ACCEL=0``, ``enabled(False)``) and the fallback without Numba.
+"""The optional compiled kernels of the fused recurrent ops against their NumPy reference path
+(the same op with the kernels switched off): the LSTM's compiled loops
+(``ember.ops.kernels.recurrent``, float32), the GRU's per-step kernels (``ember.ops._accel``,
+also against numerical gradients); the switch (``EMBER_ACCEL=0``, ``enabled(False)``) and the
+fallback without Numba.
 """
 
 import contextlib
@@ -71,31 +73,159 @@ CASES = {
 }
 
 
-@needs_numba
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", list(CASES))
-def test_lstm_accelerated_equals_numpy_path(dtype, case):
-    em.set_floatx(np.dtype(dtype).name)  # the autouse fixture restores float32
-    fast = _lstm_run(True, dtype, CASES[case])
-    ref = _lstm_run(False, dtype, CASES[case])
+def _compiled_lstm():
+    """The compiled LSTM loops, or None where Numba or NumPy's cblas_sgemm is missing."""
+    from ember.ops.kernels import recurrent as kr
+
+    return kr if kr.SGEMM else None
+
+
+needs_compiled_lstm = pytest.mark.skipif(
+    not HAS_NUMBA or _compiled_lstm() is None,
+    reason="numba not installed, or NumPy's BLAS has no 64-bit-int cblas_sgemm",
+)
+
+
+def _close32(fast, ref):
+    """The compiled float32 LSTM against the NumPy path: equal up to float32 rounding (its
+    tanh differs from NumPy's by up to 3.3e-7, sums run in another order)."""
     assert len(fast) == len(ref)
-    eps = np.finfo(dtype).eps
     for a, b in zip(fast, ref):
-        assert a.dtype == dtype  # float32 stays float32, float64 stays float64
-        np.testing.assert_allclose(a, b, rtol=8 * eps, atol=8 * eps)
+        assert a.dtype == np.float32  # float32 stays float32
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * scale)
 
 
-@needs_numba
-def test_lstm_gradcheck_through_accelerated_path(float64, rng):
-    args = _lstm_inputs(np.float64, rng, with_states=True)
+def _spy_lstm_loops(monkeypatch) -> dict:
+    """Count calls of the compiled LSTM loops."""
+    kr = _compiled_lstm()
+    calls = {"lstm_forward": 0, "lstm_backward": 0}
+    for name in calls:
+        real = getattr(kr, name)
 
-    def f(x, w, u, b, h0, c0):
-        y, h, c = R.lstm(x, w, u, b, h0, c0, mask=_MASK, go_backwards=True)
-        return y.sum(axis=1) + h + c * c
+        def spy(*a, _real=real, _name=name):
+            calls[_name] += 1
+            return _real(*a)
 
-    with _accel.enabled(True):
-        assert _accel.kernels() is not None
-        assert em.gradcheck(f, args)
+        monkeypatch.setattr(kr, name, spy)
+    return calls
+
+
+COMPILED_CASES = {
+    "plain": {},
+    "go_backwards_states": {"go_backwards": True, "states": True},
+    "last_output_states": {"return_sequences": False, "states": True},
+    "last_output_go_backwards": {"return_sequences": False, "go_backwards": True},
+}
+
+
+@needs_compiled_lstm
+@pytest.mark.parametrize("case", list(COMPILED_CASES))
+@pytest.mark.parametrize("chunks", [None, [0, 1, 3]])
+def test_lstm_compiled_loops_equal_numpy_path_in_float32(monkeypatch, case, chunks):
+    if chunks is not None:  # the batch in two chunks (as on two cores), whatever the machine
+        monkeypatch.setattr(R, "_chunks", lambda n: chunks)
+    calls = _spy_lstm_loops(monkeypatch)
+    fast = _lstm_run(True, np.float32, COMPILED_CASES[case])
+    n_chunks = 1 if chunks is None else len(chunks) - 1
+    assert calls == {"lstm_forward": n_chunks, "lstm_backward": n_chunks}
+    ref = _lstm_run(False, np.float32, COMPILED_CASES[case])
+    assert calls["lstm_forward"] == n_chunks  # the NumPy path did not call them
+    _close32(fast, ref)
+
+
+@needs_compiled_lstm
+def test_lstm_compiled_loops_hold_over_long_sequences_and_saturated_gates(monkeypatch):
+    # 80 steps, large weights (gates saturate, tanh near its clamp): errors must not grow
+    monkeypatch.setattr(R, "_chunks", lambda n: [0, 2, 5])
+
+    def run(on):
+        r = np.random.default_rng(3)
+        args = [
+            em.tensor(r.standard_normal(s).astype(np.float32) * k, requires_grad=True)
+            for s, k in [((5, 80, 4), 2.0), ((4, 4 * U), 1.5), ((U, 4 * U), 1.5), ((4 * U,), 1)]
+        ]
+        with _accel.enabled(on):
+            y, h, c = R.lstm(*args)
+            ((y * y).sum() + c.sum()).backward()
+        return [y.data, h.data, c.data, *(a.grad for a in args)]
+
+    _close32(run(True), run(False))
+
+
+@needs_compiled_lstm
+def test_lstm_inference_runs_compiled_without_recording(monkeypatch):
+    calls = _spy_lstm_loops(monkeypatch)
+    rng = np.random.default_rng(0)
+    args = _lstm_inputs(np.float32, rng, with_states=True)
+    with _accel.enabled(True), em.no_grad():
+        fast = R.lstm(*args, return_sequences=False)
+    assert calls == {"lstm_forward": 1, "lstm_backward": 0}
+    with _accel.enabled(False), em.no_grad():
+        ref = R.lstm(*args, return_sequences=False)
+    _close32([t.data for t in fast], [t.data for t in ref])
+
+
+@needs_compiled_lstm
+@pytest.mark.parametrize("case", ["mask", "recurrent_dropout_states"])
+def test_lstm_with_masks_or_recurrent_dropout_takes_the_numpy_path(monkeypatch, case):
+    calls = _spy_lstm_loops(monkeypatch)
+    fast = _lstm_run(True, np.float32, CASES[case])
+    assert calls == {"lstm_forward": 0, "lstm_backward": 0}
+    ref = _lstm_run(False, np.float32, CASES[case])
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_compiled_lstm
+def test_lstm_float64_takes_the_numpy_path(monkeypatch):
+    em.set_floatx("float64")
+    calls = _spy_lstm_loops(monkeypatch)
+    out = _lstm_run(True, np.float64, {"states": True})
+    assert calls == {"lstm_forward": 0, "lstm_backward": 0}
+    assert all(a.dtype == np.float64 for a in out)
+
+
+@needs_compiled_lstm
+def test_lstm_compiled_loops_propagate_nan_like_the_numpy_path():
+    rng = np.random.default_rng(0)
+    args = _lstm_inputs(np.float32, rng, with_states=False)
+    args[0].data[1, 2, 0] = np.nan  # example 1 turns NaN from step 2 on, the others not
+    outs = []
+    for on in (True, False):
+        with _accel.enabled(on), em.no_grad():
+            outs.append(R.lstm(*args)[0].data)
+    np.testing.assert_array_equal(np.isnan(outs[0]), np.isnan(outs[1]))
+    assert np.isnan(outs[0][1, 2:]).all() and not np.isnan(outs[0][[0, 2]]).any()
+
+
+@needs_compiled_lstm
+def test_rational_tanh_is_within_4e_7_of_tanh_odd_bounded_and_keeps_nan():
+    kr = _compiled_lstm()
+    x = np.concatenate([np.linspace(-12, 12, 200_001), [0.0, 1e-30, -1e-30, 7.9, 8.0, 1e4]])
+    y = x.astype(np.float32)
+    kr.tanh_(y)
+    assert np.abs(y - np.tanh(x.astype(np.float32).astype(np.float64))).max() < 4e-7
+    assert np.abs(y).max() <= 1.0
+    neg = -x.astype(np.float32)
+    kr.tanh_(neg)
+    np.testing.assert_array_equal(neg, -y)  # odd
+    special = np.array([np.nan, np.inf, -np.inf], np.float32)
+    kr.tanh_(special)
+    assert np.isnan(special[0]) and abs(special[1] - 1) < 4e-7 and abs(special[2] + 1) < 4e-7
+
+
+@needs_compiled_lstm
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_gemm_rows_on_strided_slices_equals_numpy(beta):
+    kr = _compiled_lstm()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((21, 30)).astype(np.float32)  # 21 rows: three row blocks
+    b = rng.standard_normal((20, 50)).astype(np.float32)
+    c = rng.standard_normal((21, 60)).astype(np.float32)
+    expected = a[:, 5:25] @ b[:, 10:45] + beta * c[:, 3:38]
+    kr.gemm_rows(a[:, 5:25], b[:, 10:45], c[:, 3:38], beta)
+    np.testing.assert_allclose(c[:, 3:38], expected, rtol=1e-5, atol=1e-5)
 
 
 def _gru_run(on, dtype, case: dict, seed: int = 0):
@@ -184,8 +314,8 @@ class _Spy:
 
 
 def _count_kernel_calls(monkeypatch, run=None) -> dict:
-    """Run an LSTM forward + backward (or run()) with a spy in place of the kernels; return
-    its counts."""
+    """Run a GRU forward + backward (or run()) with a spy in place of the per-step kernels;
+    return its counts."""
     real = _accel.kernels
     spies = []
 
@@ -197,10 +327,7 @@ def _count_kernel_calls(monkeypatch, run=None) -> dict:
         return spies[-1]
 
     monkeypatch.setattr(_accel, "kernels", spying)
-    if run is None:
-        _lstm_run(None, np.float32, {})
-    else:
-        run()
+    (run or (lambda: _gru_run(None, np.float32, {})))()
     out: dict = {}
     for s in spies:
         for k, v in s.calls.items():
@@ -211,39 +338,50 @@ def _count_kernel_calls(monkeypatch, run=None) -> dict:
 @needs_numba
 def test_kernels_run_per_step_when_on(monkeypatch):
     monkeypatch.delenv("EMBER_ACCEL", raising=False)
-    calls = _count_kernel_calls(monkeypatch)
-    assert calls == {"lstm_cell": T, "lstm_out": T, "lstm_back": T}
-    calls = _count_kernel_calls(monkeypatch, lambda: _gru_run(None, np.float32, {}))
-    assert calls == {"gru_gates": T, "gru_state": T}
+    assert _count_kernel_calls(monkeypatch) == {"gru_gates": T, "gru_state": T}
 
 
 def test_env_var_zero_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("EMBER_ACCEL", "0")
     assert _accel.kernels() is None
+    assert _accel.load("recurrent") is None
     assert not _accel.is_enabled()
     assert _count_kernel_calls(monkeypatch) == {}
+    assert R._lstm_kernels(np.dtype(np.float32)) is None
 
 
 @needs_numba
 def test_enabled_context_switches_off_and_restores():
     with _accel.enabled(False):
         assert _accel.kernels() is None
+        assert _accel.load("recurrent") is None
         with _accel.enabled(True):
             assert _accel.kernels() is not None
+            assert _accel.load("recurrent") is not None
         assert _accel.kernels() is None
     assert _accel._STATE["on"] is None  # back to following EMBER_ACCEL
 
 
-def test_without_numba_the_op_falls_back_to_numpy(monkeypatch):
+def test_without_numba_the_ops_fall_back_to_numpy(monkeypatch):
     def no_numba():
         raise ImportError("No module named 'numba'")
 
+    find_spec = _accel.importlib.util.find_spec
     monkeypatch.setattr(_accel, "_build", no_numba)
     monkeypatch.setattr(_accel, "_KERNELS", {})
-    em.set_floatx("float64")
+    monkeypatch.setattr(_accel, "_MODULES", {})
+    monkeypatch.setattr(
+        _accel.importlib.util,
+        "find_spec",
+        lambda name: None if name == "numba" else find_spec(name),
+    )
     with _accel.enabled(True):
         assert _accel.kernels() is None
-    fallback = _lstm_run(True, np.float64, {"mask": _MASK})
-    ref = _lstm_run(False, np.float64, {"mask": _MASK})
-    for a, b in zip(fallback, ref):
+        assert _accel.load("recurrent") is None
+    for case in ({"mask": _MASK}, {"states": True}):
+        fallback = _lstm_run(True, np.float32, case)
+        ref = _lstm_run(False, np.float32, case)
+        for a, b in zip(fallback, ref):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(_gru_run(True, np.float32, {}), _gru_run(False, np.float32, {})):
         np.testing.assert_array_equal(a, b)

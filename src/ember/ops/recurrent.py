@@ -43,10 +43,13 @@ multiplied by it (the same mask at every step), as in Keras's cells.
 
 Speed notes: sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates' columns of W, U
 and b halved (exact in floating point) one in-place tanh activates all gates of a step. The
-per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there). With Numba installed,
-the LSTM and GRU loops' elementwise work between the GEMMs and tanh calls runs as compiled
-kernels (``ember/ops/_accel.py``; off with ``EMBER_ACCEL=0``); the NumPy code here is the
-reference they reproduce bit for bit.
+per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there). With Numba installed
+(off with ``EMBER_ACCEL=0``): the float32 LSTM without mask or recurrent dropout runs its whole
+time loops compiled (``ember/ops/kernels/recurrent.py``), the batch split into chunks that run
+on ember's chunk runner, one per core (the examples' recurrences are independent), in a
+batch-major layout; the GRU loops' elementwise work runs as compiled per-step kernels
+(``ember/ops/_accel.py``). The NumPy code here is the reference both reproduce (the GRU's bit
+for bit, the LSTM's to float32 rounding: it uses a rational tanh).
 """
 
 from __future__ import annotations
@@ -301,6 +304,35 @@ def _unpermute(a, perm):
     return out
 
 
+# The compiled loops split the batch into chunks of at least this many examples, one per
+# core ember's chunk runner may use (each chunk's recurrence is independent of the others').
+_MIN_CHUNK = 8
+
+
+def _lstm_kernels(dt):
+    """The compiled LSTM loops (ember/ops/kernels/recurrent.py) for this dtype, or None."""
+    if dt != np.float32:  # float64 (gradcheck) takes the NumPy path
+        return None
+    k = _accel.load("recurrent")
+    return k if k is not None and k.SGEMM else None
+
+
+def _chunks(n: int) -> list:
+    """Row bounds [0, ..., n] of the batch chunks: as many as the chunk runner has threads."""
+    from ember.ops.conv import _workers
+
+    blas = _workers._blas()
+    threads = blas.get_num_threads() if blas else 1
+    count = max(1, min(threads, n // _MIN_CHUNK))
+    return [n * i // count for i in range(count + 1)]
+
+
+def _run_chunks(work, count: int) -> None:
+    from ember.ops.conv import _workers
+
+    _workers.run(work, count)
+
+
 def _blocks(u: int, order) -> np.ndarray:
     """Column indices that gather gate blocks of width u in the given order."""
     return np.concatenate([np.arange(b * u, (b + 1) * u) for b in order])
@@ -497,9 +529,16 @@ class LSTMSequence(Function):
         dt = kernel.dtype
         u3 = 3 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
+        perm = _blocks(u, _LSTM_ORDER)
+        if recurrent_mask is None and masks.m is None:
+            k = _lstm_kernels(dt)
+            if k is not None:
+                return self._forward_compiled(
+                    k, x, kernel, recurrent_kernel, bias, h0, c0, perm, go_backwards,
+                    return_sequences, record,
+                )  # fmt: skip
         rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
-        perm = _blocks(u, _LSTM_ORDER)
         W = kernel[:, perm]  # (D, 4U), gates o, i, f, c
         R = recurrent_kernel[:, perm]  # (U, 4U)
         half = _half_columns(4 * u, slice(0, u3), dt)  # o, i, f get tanh(z / 2)
@@ -516,7 +555,6 @@ class LSTMSequence(Function):
         o, i, f, g = z[:u], z[u : 2 * u], z[2 * u : u3], z[u3:]
         ig = np.empty((u, n), dt)  # i * g
         tc = np.empty((u, n), dt)  # tanh(c_t)
-        acc = _accel.kernels()  # optional compiled elementwise steps, or None
         if record:  # the chain-rule factors of step 3 (see backward), and f
             P = np.empty((t_len, 4 * u, n), dt)
             K = np.empty((t_len, u, n), dt)
@@ -531,33 +569,26 @@ class LSTMSequence(Function):
                 z += XW[:, t]  # z_t = x_t W + b + h_{t-1} U (o, i, f halved)
                 np.tanh(z, out=z)
                 c = C[t + 1]
-                if acc is not None:  # the same arithmetic, compiled (_accel)
-                    acc.lstm_cell(z, C[t], c, P[t] if record else z, F[t] if record else tc,
-                                  record)  # fmt: skip
-                    np.tanh(c, out=tc)
-                    acc.lstm_out(o, tc, H[t + 1], P[t, :u] if record else tc,
-                                 K[t] if record else tc, record)  # fmt: skip
-                else:
-                    if record:  # 3. 1 - tanh^2: tanh' for g, 4 sigma'(z) for o, i, f (below)
-                        p = P[t]
-                        np.multiply(z, z, out=p)
-                        np.subtract(1, p, out=p)
-                    _sigmoid_from_tanh_(z[:u3])  # o, i, f = sigma(z)
-                    np.multiply(f, C[t], out=c)
-                    np.multiply(i, g, out=ig)
-                    c += ig  # c_t = f c_{t-1} + i g
-                    np.tanh(c, out=tc)
-                    np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
-                    if record:  # 3. the rest of backward's factors, while in cache
-                        p[:u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
-                        p[u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
-                        p[2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
-                        p[u3:] *= i  # dz_g = dc * i (1 - g^2)
-                        k = K[t]
-                        np.multiply(tc, tc, out=k)
-                        np.subtract(1, k, out=k)
-                        k *= o  # dc += dh * o (1 - tanh(c_t)^2)
-                        F[t] = f  # dc_{t-1} = dc f
+                if record:  # 3. 1 - tanh^2: tanh' for g, 4 sigma'(z) for o, i, f (below)
+                    p = P[t]
+                    np.multiply(z, z, out=p)
+                    np.subtract(1, p, out=p)
+                _sigmoid_from_tanh_(z[:u3])  # o, i, f = sigma(z)
+                np.multiply(f, C[t], out=c)
+                np.multiply(i, g, out=ig)
+                c += ig  # c_t = f c_{t-1} + i g
+                np.tanh(c, out=tc)
+                np.multiply(o, tc, out=H[t + 1])  # h_t = o tanh(c_t)
+                if record:  # 3. the rest of backward's factors, while in cache
+                    p[:u] *= tc  # dz_o = dh * tanh(c_t) o (1 - o)
+                    p[u : 2 * u] *= g  # dz_i = dc * g i (1 - i)
+                    p[2 * u : u3] *= C[t]  # dz_f = dc * c_{t-1} f (1 - f)
+                    p[u3:] *= i  # dz_g = dc * i (1 - g^2)
+                    k = K[t]
+                    np.multiply(tc, tc, out=k)
+                    np.subtract(1, k, out=k)
+                    k *= o  # dc += dh * o (1 - tanh(c_t)^2)
+                    F[t] = f  # dc_{t-1} = dc f
                 if masks.m is not None:  # masked examples keep h and c
                     masks.keep_state(H, t)
                     masks.keep_state(C, t)
@@ -570,7 +601,101 @@ class LSTMSequence(Function):
             self.opts = (go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].T.copy(), C[-1].T.copy()
 
+    def _forward_compiled(
+        self, k, x, kernel, recurrent_kernel, bias, h0, c0, perm, go_backwards,
+        return_sequences, record,
+    ):  # fmt: skip
+        """forward on the compiled loops (kernels/recurrent.py), one call per chunk of the
+        batch, the chunks on ember's chunk runner; same math as the NumPy loop below."""
+        n, t_len, d = x.shape
+        u = recurrent_kernel.shape[0]
+        dt = kernel.dtype
+        half = _half_columns(4 * u, slice(0, 3 * u), dt)  # o, i, f get tanh(z / 2)
+        W = np.ascontiguousarray(kernel[:, perm] * half)  # (D, 4U), gates o, i, f, c
+        R = np.ascontiguousarray(recurrent_kernel[:, perm])  # (U, 4U)
+        Rh = R * half
+        b = np.zeros(4 * u, dt) if bias is None else np.ascontiguousarray(bias[perm] * half)
+        h0 = _state0("lstm", "h0", h0, n, u, dt).T  # (N, U) views
+        c0 = _state0("lstm", "c0", c0, n, u, dt).T
+        y = np.empty((n, t_len, u) if return_sequences else (n, u), dt)
+        h_out, c_out = np.empty((n, u), dt), np.empty((n, u), dt)
+        bounds = _chunks(n)
+        saved = [None] * (len(bounds) - 1)
+
+        def work(i):
+            n0, n1 = bounds[i], bounds[i + 1]
+            xc = x[n0:n1, ::-1] if go_backwards else x[n0:n1]
+            X = np.array(xc.transpose(1, 0, 2), dtype=dt, order="C").reshape(-1, d)  # (T*nb, D)
+            Z = np.empty((t_len, n1 - n0, 6 * u if record else 4 * u), dt)
+            H = np.empty((t_len + 1, n1 - n0, u), dt)
+            H[0] = h0[n0:n1]
+            c = np.array(c0[n0:n1], dtype=dt, order="C")
+            k.lstm_forward(X, W, b, Rh, Z, H, c, record)
+            y[n0:n1] = H[1:].transpose(1, 0, 2) if return_sequences else H[-1]
+            h_out[n0:n1], c_out[n0:n1] = H[-1], c
+            if record:
+                saved[i] = (X, Z, H)
+
+        _run_chunks(work, len(bounds) - 1)
+        if record:
+            self.saved = ("compiled", k, bounds, saved, W, R, perm)
+            self.opts = (go_backwards, return_sequences, x.dtype)
+        return y, h_out, c_out
+
+    def _backward_compiled(self, gy, gh, gc):
+        _, k, bounds, saved, W, R, perm = self.saved
+        go_backwards, return_sequences, x_dtype = self.opts
+        need = self.needs_input_grad
+        dt = W.dtype
+        u = R.shape[0]
+        quarter = _half_columns(4 * u, slice(0, 3 * u), dt) ** 2  # see backward below
+        RqT = np.ascontiguousarray((R * quarter).T)  # (4U, U)
+        Wq = W * _half_columns(4 * u, slice(0, 3 * u), dt)  # = kernel * quarter (W is halved)
+        n, t_len = gh.shape[0], saved[0][1].shape[0]
+        d = W.shape[0]
+        gy = np.asarray(gy, dtype=dt)
+        dx = np.empty((n, t_len, d), x_dtype) if need[0] else None
+        dh0, dc0 = np.empty((n, u), dt), np.empty((n, u), dt)
+        parts = [None] * len(saved)
+        no_gy = np.zeros((1, 1, 1), dt)
+
+        def work(i):
+            n0, n1 = bounds[i], bounds[i + 1]
+            X, Z, H = saved[i]
+            dh = np.array(gh[n0:n1], dtype=dt, order="C")
+            if not return_sequences:
+                dh += gy[n0:n1]
+            dc = np.array(gc[n0:n1], dtype=dt, order="C")
+            k.lstm_backward(Z, RqT, dh, dc, gy[n0:n1] if return_sequences else no_gy,
+                            return_sequences)  # fmt: skip
+            dZ = Z.reshape(t_len * (n1 - n0), 6 * u)[:, : 4 * u]  # every step's dz (4x on o, i, f)
+            if need[0]:
+                dxc = (dZ @ Wq.T).reshape(t_len, n1 - n0, d).transpose(1, 0, 2)
+                dx[n0:n1] = dxc[:, ::-1] if go_backwards else dxc
+            parts[i] = (
+                X.T @ dZ if need[1] else None,  # sum_t x_t^T dz_t
+                H[:t_len].reshape(-1, u).T @ dZ if need[2] else None,  # sum_t h_{t-1}^T dz_t
+                dZ.sum(axis=0) if _need(self, 3) else None,
+            )
+            dh0[n0:n1], dc0[n0:n1] = dh, dc
+
+        _run_chunks(work, len(saved))
+        grads = []
+        for j in range(3):
+            if parts[0][j] is None:
+                grads.append(None)
+                continue
+            g = parts[0][j]
+            for p in parts[1:]:
+                g += p[j]
+            grads.append(_unpermute(g * quarter, perm))
+        return (
+            dx, *grads, dh0 if _need(self, 4) else None, dc0 if _need(self, 5) else None,
+        )  # fmt: skip
+
     def backward(self, gy, gh, gc):
+        if isinstance(self.saved[0], str):  # ("compiled", ...)
+            return self._backward_compiled(gy, gh, gc)
         xt, W, R, P, K, F, Hs, rm, masks, perm = self.saved
         go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape
@@ -606,21 +731,17 @@ class LSTMSequence(Function):
         dz3 = dz[u:].reshape(3, u, n)  # its i, f, c blocks
         P3 = P[:, u:].reshape(t_len, 3, u, n)
         tmp = np.empty((u, n), dt)
-        acc = _accel.kernels()
 
         # 4. backwards through time
         with _loop_blas():
             for t in range(t_len - 1, -1, -1):
                 if gys is not None:
                     dh += gys[t]  # the output y_t = h_t also receives a gradient
-                if acc is not None:  # the same arithmetic, compiled (_accel)
-                    acc.lstm_back(dh, K[t], P[t], F[t], dc, dz)
-                else:
-                    np.multiply(dh, K[t], out=tmp)
-                    dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
-                    np.multiply(dh, P[t, :u], out=dz[:u])  # dz_o
-                    np.multiply(P3[t], dc, out=dz3)  # dz_i, dz_f, dz_g
-                    dc *= F[t]  # dc_{t-1} = dc_t f_t
+                np.multiply(dh, K[t], out=tmp)
+                dc += tmp  # dc_t = (from c_{t+1}) + dh_t o (1 - tanh^2 c_t)
+                np.multiply(dh, P[t, :u], out=dz[:u])  # dz_o
+                np.multiply(P3[t], dc, out=dz3)  # dz_i, dz_f, dz_g
+                dc *= F[t]  # dc_{t-1} = dc_t f_t
                 masked = carry is not None and masks.any_masked[t]
                 if masked:
                     np.multiply(dh, carry[t], out=tmp)
