@@ -183,6 +183,8 @@ class Dense(Layer):
 
     def call(self, x, training=None):
         x = _as_float_input(x, self.kernel.dtype)
+        if self.activation is activations.relu:  # one fused op (bias and ReLU in one pass)
+            return linear(x, self.kernel, self.bias if self.use_bias else None, relu=True)
         y = linear(x, self.kernel, self.bias) if self.use_bias else linear(x, self.kernel)
         return y if self.activation is activations.linear else self.activation(y)
 

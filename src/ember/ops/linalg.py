@@ -99,28 +99,72 @@ def sum_rows(a):
     return impl(a)
 
 
+_FUSED_MIN = 1 << 12  # output elements: below this the NumPy calls cost no more than a kernel
+
+
+def _relu_kernels(*arrays):
+    """The compiled bias + ReLU kernels when every array is a C-contiguous float32 array of a
+    size worth a kernel call, else None (the NumPy path: float64, e.g. gradcheck, takes it)."""
+    if arrays[0].size < _FUSED_MIN:
+        return None
+    for a in arrays:
+        if a.dtype != np.float32 or not a.flags.c_contiguous:
+            return None
+    from ember.ops import _accel
+
+    return _accel.load("linalg")
+
+
 class Linear(Function):
     """z = x W + b over the last axis of x (Dense's op, one node instead of two);
-    dz/dx = g W^T, dz/dW = x^T g (over all leading axes), dz/db = sum of g over them"""
+    dz/dx = g W^T, dz/dW = x^T g (over all leading axes), dz/db = sum of g over them.
+    With ``relu=True`` the op is Dense(activation="relu"): z = max(x W + b, 0) and g is first
+    masked by z > 0 (the output is kept, as the ReLU op keeps it: no mask array)."""
 
-    def forward(self, x, w, b=None):
+    def forward(self, x, w, b=None, relu: bool = False):
         if x.shape[-1] != w.shape[0]:
             raise ShapeError(
                 f"linear: the input's last axis ({x.shape[-1]}) must equal the kernel's first "
                 f"axis ({w.shape[0]}); input shape {x.shape}, kernel shape {w.shape}"
             )
-        self.x, self.w = x, w
+        self.x, self.w, self.relu = x, w, relu
         if x.ndim < 2 or w.ndim != 2:
             out = np.matmul(x, w)
         else:  # the GEMMs run on ember's workers, one BLAS thread each (see ops.conv)
             out = matmul_rows(x.reshape(-1, x.shape[-1]), w).reshape(*x.shape[:-1], w.shape[1])
-        if b is not None:
-            out += b
+        if not relu:
+            if b is not None:
+                out += b
+            return out
+        k = _relu_kernels(out) if out.ndim >= 2 else None
+        if k is not None and (b is None or _relu_kernels(out, b) is not None):
+            # bias and ReLU in one pass, in place (NumPy: out += b, then a new array)
+            z = out.reshape(-1, out.shape[-1])
+            k.bias_relu(z, z[0] if b is None else b, b is not None)
+        else:
+            if b is not None:
+                out += b
+            np.maximum(out, 0, out=out)
+        self.out = out
         return out
 
     def backward(self, g):
         g2 = g.reshape(-1, g.shape[-1])
         gx = gw = gb = None
+        want_gb = len(self.needs_input_grad) > 2 and self.needs_input_grad[2]
+        if self.relu:
+            out2 = self.out.reshape(-1, self.out.shape[-1])
+            k = _relu_kernels(g2, out2) if g2.shape == out2.shape else None
+            if k is not None:
+                # the mask and the bias gradient's column sums in one pass
+                gz = np.empty_like(g2)
+                gb = np.empty(g2.shape[1], dtype=g2.dtype) if want_gb else None
+                k.relu_grad_colsum(g2, out2, gz, gz[0] if gb is None else gb, want_gb)
+                want_gb = False
+            else:
+                gz = g2 * (out2 > 0)
+            g2 = gz
+            g = gz.reshape(self.out.shape)
         if self.needs_input_grad[0]:
             if self.x.ndim < 2 or self.w.ndim != 2:
                 gx = np.matmul(g, self.w.T)
@@ -128,10 +172,13 @@ class Linear(Function):
                 gx = matmul_rows(g2, self.w.T).reshape(*g.shape[:-1], self.w.shape[0])
         if self.needs_input_grad[1]:
             gw = matmul_rows(self.x.reshape(-1, self.x.shape[-1]).T, g2)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+        if want_gb:
             gb = sum_rows(g2)
         return gx, gw, gb
 
 
-def linear(x, w, b=None):
-    return Linear.apply(x, w, b) if b is not None else Linear.apply(x, w)
+def linear(x, w, b=None, *, relu: bool = False):
+    """x W + b over the last axis of x; ``relu=True``: max(x W + b, 0) in one op."""
+    if b is None:
+        return Linear.apply(x, w, relu=relu) if relu else Linear.apply(x, w)
+    return Linear.apply(x, w, b, relu=relu) if relu else Linear.apply(x, w, b)
