@@ -106,6 +106,13 @@ def test_compiled_max_pool_propagates_nan_as_numpy_maximum():
         y0 = P.max_pool2d(em.tensor(x), 2).data
     np.testing.assert_array_equal(np.isnan(y1), np.isnan(y0))
     np.testing.assert_array_equal(y1[0, :, :, 0], [[np.nan, 7], [13, np.nan]])
+    # the general kernel (overlapping, padded windows) too
+    with _accel.enabled(True):
+        y1 = P.max_pool2d(em.tensor(x), 3, strides=1, padding="same").data
+    with _accel.enabled(False):
+        y0 = P.max_pool2d(em.tensor(x), 3, strides=1, padding="same").data
+    np.testing.assert_array_equal(y1, y0)
+    assert np.isnan(y1).sum() == 13  # every window that holds a NaN
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
