@@ -13,6 +13,7 @@ import pytest
 
 import ember as em
 from ember import layers
+from ember.ops import _accel
 from ember.ops.conv import Conv2D, conv_geometry
 
 from .tolerance import close
@@ -140,3 +141,29 @@ def test_conv2d_layer_matches_pytorch(kernel, strides, padding, dilation, activa
     close(ex.grad, nhwc(tx.grad), "float64")
     close(layer.kernel.grad, tw.grad.numpy().transpose(2, 3, 1, 0), "float64")
     close(layer.bias.grad, tb.grad.numpy(), "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("shape, filters", [((2, 7, 9, 3), 4), ((3, 10, 8, 16), 24)])
+def test_conv2d_winograd_matches_pytorch(shape, filters, padding, dtype):
+    # the compiled Winograd F(2x2, 3x3) path (Numba), odd and even sizes, both dx paths
+    pytest.importorskip("numba", reason="numba (optional accelerator) is not installed")
+    r = np.random.default_rng(sum(shape) + filters)
+    x = r.standard_normal(shape).astype(dtype)
+    w = (r.standard_normal((3, 3, shape[3], filters)) / 3).astype(dtype)
+    b = r.standard_normal(filters).astype(dtype)
+    tx, tw, tb, ty = torch_conv(x, w, b, (1, 1), padding, (1, 1))
+    g = r.standard_normal(tuple(ty.permute(0, 2, 3, 1).shape)).astype(dtype)
+    ty.backward(torch.tensor(g.transpose(0, 3, 1, 2).copy()))
+    for dx_algo in ("winograd", "flip"):
+        ex, ew, eb = (em.tensor(a, requires_grad=True, dtype=dtype) for a in (x, w, b))
+        with _accel.enabled(True):  # whatever EMBER_ACCEL says
+            y = Conv2D.apply(
+                ex, ew, eb, padding=padding, algorithm="winograd", dx_algorithm=dx_algo
+            )
+            close(y.data, nhwc(ty), dtype)
+            y.backward(g)
+        close(ex.grad, nhwc(tx.grad), dtype)
+        close(ew.grad, tw.grad.numpy().transpose(2, 3, 1, 0), dtype)
+        close(eb.grad, tb.grad.numpy(), dtype)

@@ -744,10 +744,10 @@ class Conv2D(Function):
         if (need_w and self.algo == "rows") or (need_x and self.dx_algo == "rows"):
             gs = self._framed_gradient(g)
         gw = None
-        if fused and self.algo == "winograd":
+        if need_w and self.algo == "winograd":
             top, _, left, _ = self.pads
             gw, db = _dw_winograd(self.kernels, self.x, g, self.w.shape, top, left, mask)
-            gb = db if need_b else None
+            gb = db if fused and need_b else gb
         elif need_w and self.algo == "chunks":
             args = (self.x, g, self.w.shape, self.pads, self.strides, self.dilation, mask, fused)
             gw, db = _dw_chunks(*args)
