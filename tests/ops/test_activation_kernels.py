@@ -1,6 +1,6 @@
 """ops/activation.py's ReLU with its compiled kernels (ember/ops/kernels/activation.py) against
 the NumPy path (kernels switched off) and the definition: large float32/float64 arrays, zeros
-and NaN, chunk boundaries, and inputs the kernels do not take (small, strided, mixed dtypes)."""
+and NaN, element ranges, and inputs the kernels do not take (small, strided, mixed dtypes)."""
 
 import numpy as np
 import pytest
@@ -36,9 +36,8 @@ def test_compiled_relu_matches_the_numpy_path_and_the_definition(dtype):
     assert y1.dtype == g1.dtype == dtype
 
 
-def test_compiled_relu_over_many_chunks_and_nan(monkeypatch):
+def test_compiled_relu_zeros_and_nan(monkeypatch):
     monkeypatch.setattr(A, "_KERNEL_MIN", 1)
-    monkeypatch.setattr(A, "_KERNEL_CHUNK", 7)  # chunks that end mid-row
     x = np.array([[-1.0, np.nan, 0.0, 2.0, -0.0, 3.0], [5.0, -2.0, np.nan, 0.5, 1.0, -3.0]])
     x = x.astype(np.float32)
     gy = np.arange(12, dtype=np.float32).reshape(2, 6) + 1
@@ -59,3 +58,17 @@ def test_relu_inputs_the_kernels_do_not_take_use_the_numpy_path():
     y, g = _relu(strided, gy, on=True)
     np.testing.assert_array_equal(y, np.maximum(strided, 0))
     np.testing.assert_array_equal(g, np.where(strided > 0, gy, 0))
+
+
+def test_relu_kernels_write_exactly_the_elements_asked_for():
+    from ember.ops.kernels import activation as K
+
+    a = np.linspace(-3, 3, 41).astype(np.float32)
+    g = np.arange(41, dtype=np.float32)
+    out, gx = np.full(41, 9.0, np.float32), np.full(41, 9.0, np.float32)
+    K.relu_forward(a, out, 5, 30)
+    K.relu_backward(g, out, gx, 10, 25)
+    np.testing.assert_array_equal(out[5:30], np.maximum(a[5:30], 0))
+    np.testing.assert_array_equal(gx[10:25], np.where(a[10:25] > 0, g[10:25], 0))
+    assert (out[:5] == 9).all() and (out[30:] == 9).all()
+    assert (gx[:10] == 9).all() and (gx[25:] == 9).all()

@@ -2,7 +2,7 @@
 NumPy path of the same op (kernels switched off) and against a float64 transcription of the
 formula: training outputs, batch statistics and every gradient (also through the returned
 statistics), without gamma/beta, a large mean (the one-pass statistics must not cancel),
-chunked batches, and inference with moving statistics."""
+row ranges, and inference with moving statistics."""
 
 import numpy as np
 import pytest
@@ -83,11 +83,26 @@ def test_compiled_batch_norm_statistics_do_not_cancel_for_a_large_mean():
     np.testing.assert_allclose(y, xhat * gamma + beta, atol=1e-2)
 
 
-def test_compiled_batch_norm_over_many_chunks(monkeypatch):
-    monkeypatch.setattr(N, "_KERNEL_CHUNK_BYTES", 1)  # one row per chunk: every boundary
-    x, gamma, beta, gy = _data((3, 5, 4, 6), np.float32, seed=3)
-    ref = _train(x, gamma, beta, gy, on=False, g_stats=True)
-    _close(_train(x, gamma, beta, gy, on=True, g_stats=True), ref, np.float32)
+@pytest.mark.parametrize("c", [3, 32, 200])
+def test_norm_kernels_sum_exactly_the_rows_asked_for(c):
+    # rows lo:hi, including a tail of rows that do not fill a block of 128 // c rows
+    from ember.ops.kernels import norm as K
+
+    r = np.random.default_rng(c)
+    x = r.standard_normal((101, c)).astype(np.float32)
+    g = r.standard_normal((101, c)).astype(np.float32)
+    shift, mean = r.standard_normal(c), r.standard_normal(c)
+    s1, s2 = np.empty(c), np.empty(c)
+    for lo, hi in ((0, 101), (5, 98), (7, 8), (50, 50)):
+        d = x[lo:hi].astype(np.float64) - shift
+        K.moments(x, shift, s1, s2, lo, hi)
+        np.testing.assert_allclose(s1, d.sum(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(s2, (d * d).sum(axis=0), rtol=1e-12, atol=1e-12)
+        g64 = g[lo:hi].astype(np.float64)
+        K.grad_sums(g, x, mean, s1, s2, lo, hi)
+        np.testing.assert_allclose(s1, g64.sum(axis=0), rtol=1e-12, atol=1e-12)
+        e2 = (g64 * (x[lo:hi] - mean)).sum(axis=0)
+        np.testing.assert_allclose(s2, e2, rtol=1e-12, atol=1e-12)
 
 
 def test_compiled_batch_norm_gradcheck(float64):

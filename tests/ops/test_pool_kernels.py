@@ -1,7 +1,7 @@
 """ops/pool.py with its compiled kernels (ember/ops/kernels/pool.py) against the NumPy path of
 the same ops (kernels switched off): max and average pooling, forward and input gradient, in
 float32 and float64, SAME/VALID, tiling, overlapping and gapped windows, odd sizes, ties after a
-ReLU, NaN, and batches split over many chunks."""
+ReLU, NaN, and the kernels' image ranges."""
 
 import numpy as np
 import pytest
@@ -116,8 +116,8 @@ def test_compiled_max_pool_propagates_nan_as_numpy_maximum():
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-def test_compiled_pooling_over_many_chunks_matches_the_numpy_path(kind, monkeypatch):
-    monkeypatch.setattr(P, "_CHUNK_BYTES", 1)  # one image per chunk: every chunk boundary
+def test_compiled_pooling_matches_the_numpy_path_in_chunks(kind, monkeypatch):
+    monkeypatch.setattr(P, "_CHUNK_BYTES", 1)  # the NumPy path: one image per chunk
     op = P.max_pool2d if kind == "max" else P.avg_pool2d
     x = _inputs((7, 6, 6, 3), np.float32, "relu", seed=5)
     gy = np.random.default_rng(6).standard_normal((7, 3, 3, 3))
@@ -143,7 +143,7 @@ def test_compiled_pooling_takes_non_contiguous_inputs_and_gradients():
 @pytest.mark.parametrize("shape", [(5, 4, 3, 6), (3, 7, 5), (4, 1, 1, 9)])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_compiled_global_avg_pool_matches_the_numpy_path(shape, keepdims, dtype, monkeypatch):
-    monkeypatch.setattr(P, "_CHUNK_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(P, "_CHUNK_BYTES", 1)  # the NumPy path: one image per chunk
     x = _inputs(shape, dtype, "normal", seed=9)
     op = P.global_avg_pool2d if len(shape) == 4 else P.global_avg_pool1d
     outs = []
@@ -159,3 +159,19 @@ def test_compiled_global_avg_pool_matches_the_numpy_path(shape, keepdims, dtype,
     np.testing.assert_allclose(outs[1][1], outs[0][1], rtol=tol, atol=tol)
     axes = tuple(range(1, len(shape) - 1))
     np.testing.assert_allclose(outs[1][0], x.mean(axis=axes, keepdims=keepdims), rtol=tol)
+
+
+def test_pool_kernels_write_exactly_the_images_asked_for():
+    from ember.ops.kernels import pool as K
+
+    x = _inputs((5, 6, 6, 3), np.float32, "relu", seed=10)
+    out = np.full((5, 3, 3, 3), 9.0, np.float32)
+    arg = np.full(out.shape, 9, np.uint8)
+    K.max_pool_forward_2x2(x, out, arg, 1, 3)
+    with _accel.enabled(False):
+        expected = P.max_pool2d(em.tensor(x), 2).data
+    np.testing.assert_array_equal(out[1:3], expected[1:3])
+    assert (out[[0, 3, 4]] == 9).all() and (arg[[0, 3, 4]] == 9).all()
+    gx = np.full(x.shape, 9.0, np.float32)
+    K.max_pool_backward_tiles(out, arg, 2, 2, gx, 1, 3)
+    assert (gx[[0, 3, 4]] == 9).all() and (gx[1:3] != 9).all()
