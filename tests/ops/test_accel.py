@@ -112,11 +112,13 @@ def _spy_lstm_loops(monkeypatch) -> dict:
 
 
 COMPILED_CASES = {
-    "plain": {},
-    "go_backwards_states": {"go_backwards": True, "states": True},
+    **CASES,
     "last_output_states": {"return_sequences": False, "states": True},
-    "last_output_go_backwards": {"return_sequences": False, "go_backwards": True},
-}
+    "last_output_mask_go_backwards": {"return_sequences": False, "mask": _MASK,
+                                      "go_backwards": True},
+    "mask_zero_output_recurrent_dropout": {"mask": _MASK, "zero_output_for_mask": True,
+                                           "recurrent_dropout": True},
+}  # fmt: skip
 
 
 @needs_compiled_lstm
@@ -164,17 +166,6 @@ def test_lstm_inference_runs_compiled_without_recording(monkeypatch):
     with _accel.enabled(False), em.no_grad():
         ref = R.lstm(*args, return_sequences=False)
     _close32([t.data for t in fast], [t.data for t in ref])
-
-
-@needs_compiled_lstm
-@pytest.mark.parametrize("case", ["mask", "recurrent_dropout_states"])
-def test_lstm_with_masks_or_recurrent_dropout_takes_the_numpy_path(monkeypatch, case):
-    calls = _spy_lstm_loops(monkeypatch)
-    fast = _lstm_run(True, np.float32, CASES[case])
-    assert calls == {"lstm_forward": 0, "lstm_backward": 0}
-    ref = _lstm_run(False, np.float32, CASES[case])
-    for a, b in zip(fast, ref):
-        np.testing.assert_array_equal(a, b)
 
 
 @needs_compiled_lstm

@@ -44,12 +44,12 @@ multiplied by it (the same mask at every step), as in Keras's cells.
 Speed notes: sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates' columns of W, U
 and b halved (exact in floating point) one in-place tanh activates all gates of a step. The
 per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there). With Numba installed
-(off with ``EMBER_ACCEL=0``): the float32 LSTM without mask or recurrent dropout runs its whole
-time loops compiled (``ember/ops/kernels/recurrent.py``), the batch split into chunks that run
-on ember's chunk runner, one per core (the examples' recurrences are independent), in a
-batch-major layout; the GRU loops' elementwise work runs as compiled per-step kernels
-(``ember/ops/_accel.py``). The NumPy code here is the reference both reproduce (the GRU's bit
-for bit, the LSTM's to float32 rounding: it uses a rational tanh).
+(off with ``EMBER_ACCEL=0``): the float32 LSTM runs its whole time loops compiled
+(``ember/ops/kernels/recurrent.py``), the batch split into chunks that run on ember's chunk
+runner, one per core (the examples' recurrences are independent), in a batch-major layout;
+the GRU loops' elementwise work runs as compiled per-step kernels (``ember/ops/_accel.py``).
+The NumPy code here is the reference both reproduce (the GRU's bit for bit, the LSTM's to
+float32 rounding: it uses a rational tanh).
 """
 
 from __future__ import annotations
@@ -309,6 +309,13 @@ def _unpermute(a, perm):
 _MIN_CHUNK = 8
 
 
+# the compiled loops' unused optional arrays (size 0)
+_NO_KEEP = np.zeros((0, 0), bool)
+_NO_RM = np.zeros((0, 0), np.float32)
+_NO_HS = np.zeros((0, 0, 0), np.float32)
+_NO_GY = np.zeros((0, 0, 0), np.float32)
+
+
 def _lstm_kernels(dt):
     """The compiled LSTM loops (ember/ops/kernels/recurrent.py) for this dtype, or None."""
     if dt != np.float32:  # float64 (gradcheck) takes the NumPy path
@@ -530,13 +537,12 @@ class LSTMSequence(Function):
         u3 = 3 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
         perm = _blocks(u, _LSTM_ORDER)
-        if recurrent_mask is None and masks.m is None:
-            k = _lstm_kernels(dt)
-            if k is not None:
-                return self._forward_compiled(
-                    k, x, kernel, recurrent_kernel, bias, h0, c0, perm, go_backwards,
-                    return_sequences, record,
-                )  # fmt: skip
+        k = _lstm_kernels(dt)
+        if k is not None:
+            return self._forward_compiled(
+                k, x, kernel, recurrent_kernel, bias, h0, c0, perm, masks, recurrent_mask,
+                go_backwards, return_sequences, record,
+            )  # fmt: skip
         rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
         W = kernel[:, perm]  # (D, 4U), gates o, i, f, c
@@ -602,11 +608,12 @@ class LSTMSequence(Function):
         return _outputs(H, masks, return_sequences), H[-1].T.copy(), C[-1].T.copy()
 
     def _forward_compiled(
-        self, k, x, kernel, recurrent_kernel, bias, h0, c0, perm, go_backwards,
-        return_sequences, record,
+        self, k, x, kernel, recurrent_kernel, bias, h0, c0, perm, masks, recurrent_mask,
+        go_backwards, return_sequences, record,
     ):  # fmt: skip
         """forward on the compiled loops (kernels/recurrent.py), one call per chunk of the
-        batch, the chunks on ember's chunk runner; same math as the NumPy loop below."""
+        batch, the chunks on ember's chunk runner; the same math as the NumPy loop below, in
+        a batch-major layout."""
         n, t_len, d = x.shape
         u = recurrent_kernel.shape[0]
         dt = kernel.dtype
@@ -617,6 +624,11 @@ class LSTMSequence(Function):
         b = np.zeros(4 * u, dt) if bias is None else np.ascontiguousarray(bias[perm] * half)
         h0 = _state0("lstm", "h0", h0, n, u, dt).T  # (N, U) views
         c0 = _state0("lstm", "c0", c0, n, u, dt).T
+        keep = None if masks.m is None else ~masks.m  # (T, N): the state is carried over
+        shown = None if masks.out_scale is None else masks.out_scale[:, 0]  # (T, N)
+        rm = None
+        if recurrent_mask is not None:
+            rm = np.broadcast_to(np.asarray(recurrent_mask, dt), (n, u))
         y = np.empty((n, t_len, u) if return_sequences else (n, u), dt)
         h_out, c_out = np.empty((n, u), dt), np.empty((n, u), dt)
         bounds = _chunks(n)
@@ -630,20 +642,28 @@ class LSTMSequence(Function):
             H = np.empty((t_len + 1, n1 - n0, u), dt)
             H[0] = h0[n0:n1]
             c = np.array(c0[n0:n1], dtype=dt, order="C")
-            k.lstm_forward(X, W, b, Rh, Z, H, c, record)
-            y[n0:n1] = H[1:].transpose(1, 0, 2) if return_sequences else H[-1]
+            kc = _NO_KEEP if keep is None else np.ascontiguousarray(keep[:, n0:n1])
+            rmc, Hs = _NO_RM, _NO_HS
+            if rm is not None:
+                rmc = np.ascontiguousarray(rm[n0:n1])
+                Hs = np.empty((t_len, n1 - n0, u), dt)
+            k.lstm_forward(X, W, b, Rh, Z, H, c, record, kc, rmc, Hs)
+            out = H[1:] if return_sequences else H[-1]
+            if shown is not None:  # Keras's outputs at masked steps (see _Masks)
+                out = out * (shown[:, n0:n1, None] if return_sequences else shown[-1, n0:n1, None])
+            y[n0:n1] = out.transpose(1, 0, 2) if return_sequences else out
             h_out[n0:n1], c_out[n0:n1] = H[-1], c
             if record:
-                saved[i] = (X, Z, H)
+                saved[i] = (X, Z, H if rm is None else Hs, kc, rmc)
 
         _run_chunks(work, len(bounds) - 1)
         if record:
-            self.saved = ("compiled", k, bounds, saved, W, R, perm)
+            self.saved = ("compiled", k, bounds, saved, W, R, perm, shown)
             self.opts = (go_backwards, return_sequences, x.dtype)
         return y, h_out, c_out
 
     def _backward_compiled(self, gy, gh, gc):
-        _, k, bounds, saved, W, R, perm = self.saved
+        _, k, bounds, saved, W, R, perm, shown = self.saved
         go_backwards, return_sequences, x_dtype = self.opts
         need = self.needs_input_grad
         dt = W.dtype
@@ -657,24 +677,25 @@ class LSTMSequence(Function):
         dx = np.empty((n, t_len, d), x_dtype) if need[0] else None
         dh0, dc0 = np.empty((n, u), dt), np.empty((n, u), dt)
         parts = [None] * len(saved)
-        no_gy = np.zeros((1, 1, 1), dt)
 
         def work(i):
             n0, n1 = bounds[i], bounds[i + 1]
-            X, Z, H = saved[i]
+            X, Z, Hs, kc, rmc = saved[i]
             dh = np.array(gh[n0:n1], dtype=dt, order="C")
-            if not return_sequences:
-                dh += gy[n0:n1]
             dc = np.array(gc[n0:n1], dtype=dt, order="C")
-            k.lstm_backward(Z, RqT, dh, dc, gy[n0:n1] if return_sequences else no_gy,
-                            return_sequences)  # fmt: skip
+            gyc = _NO_GY
+            if not return_sequences:
+                dh += gy[n0:n1] if shown is None else gy[n0:n1] * shown[-1, n0:n1, None]
+            else:
+                gyc = gy[n0:n1] if shown is None else gy[n0:n1] * shown[:, n0:n1].T[:, :, None]
+            k.lstm_backward(Z, RqT, dh, dc, gyc, kc, rmc)
             dZ = Z.reshape(t_len * (n1 - n0), 6 * u)[:, : 4 * u]  # every step's dz (4x on o, i, f)
             if need[0]:
                 dxc = (dZ @ Wq.T).reshape(t_len, n1 - n0, d).transpose(1, 0, 2)
                 dx[n0:n1] = dxc[:, ::-1] if go_backwards else dxc
             parts[i] = (
                 X.T @ dZ if need[1] else None,  # sum_t x_t^T dz_t
-                H[:t_len].reshape(-1, u).T @ dZ if need[2] else None,  # sum_t h_{t-1}^T dz_t
+                Hs[:t_len].reshape(-1, u).T @ dZ if need[2] else None,  # sum_t h_{t-1}^T dz_t
                 dZ.sum(axis=0) if _need(self, 3) else None,
             )
             dh0[n0:n1], dc0[n0:n1] = dh, dc

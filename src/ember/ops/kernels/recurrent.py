@@ -161,10 +161,12 @@ def _flush(v):
 
 
 @njit(**JIT)
-def lstm_forward(X, W, b, R, Z, H, c, record):
+def lstm_forward(X, W, b, R, Z, H, c, record, keep, rm, Hs):
     """One chunk's forward. X (T*nb, D) the inputs time-major, W (D, 4U), b (4U,) and
     R (U, 4U) the (halved) weights, Z (T, nb, G) scratch (G = 6U when recording, else >= 4U),
-    H (T+1, nb, U) with H[0] = h_0, c (nb, U) with c_0 in and c_T out."""
+    H (T+1, nb, U) with H[0] = h_0, c (nb, U) with c_0 in and c_T out. Optional (size 0
+    when unused): keep (T, nb) bool, True where a masked example keeps its state; rm (nb, U)
+    the recurrent dropout mask, and then Hs (T, nb, U) receives the h that met U."""
     t_len, nb, g_cols = Z.shape
     u = R.shape[0]
     one, half = np.float32(1), np.float32(0.5)
@@ -172,9 +174,26 @@ def lstm_forward(X, W, b, R, Z, H, c, record):
     # x_t W of every step in one GEMM, into the first 4U columns of Z
     gemm(X, W, Z.reshape(t_len * nb, g_cols)[:, : 4 * u], 0.0)
     for t in range(t_len):
-        gemm_rows(H[t], R, Z[t, :, : 4 * u], 1.0)  # z_t += h_{t-1} U
+        if rm.size:
+            for m in range(nb):
+                hs, hp, rmm = Hs[t, m], H[t, m], rm[m]
+                for j in range(u):
+                    hs[j] = hp[j] * rmm[j]
+            gemm_rows(Hs[t], R, Z[t, :, : 4 * u], 1.0)  # z_t += (h_{t-1} * rm) U
+        else:
+            gemm_rows(H[t], R, Z[t, :, : 4 * u], 1.0)  # z_t += h_{t-1} U
         for m in range(nb):
             z, h, cm = Z[t, m], H[t + 1, m], c[m]
+            if keep.size and keep[t, m]:  # masked: h and c carried over, dz = 0 in backward
+                hp = H[t, m]
+                for j in range(u):
+                    h[j] = hp[j]
+                if record:
+                    for j in range(5 * u):
+                        z[j] = 0
+                    for j in range(5 * u, 6 * u):
+                        z[j] = 1  # F = 1: dc passes through
+                continue
             z4 = z[: 4 * u]
             for j in range(4 * u):
                 z4[j] = tanh(z4[j] + b[j])  # o, i, f: tanh(z / 2), g: tanh(z)
@@ -206,19 +225,21 @@ def lstm_forward(X, W, b, R, Z, H, c, record):
 
 
 @njit(**JIT)
-def lstm_backward(Z, RqT, dh, dc, gy, has_gy):
+def lstm_backward(Z, RqT, dh, dc, gy, keep, rm):
     """One chunk's backward. Z (T, nb, 6U) holds forward's factors [Po, Pi, Pf, Pg, K, F]
     and on return every step's dz in its first 4U columns; RqT (4U, U) the recurrent kernel
     (transposed, scaled as the op says); dh, dc (nb, U) the gradients of h_T, c_T in and of
-    h_0, c_0 out; gy (nb, T, U) the outputs' gradients (when has_gy)."""
+    h_0, c_0 out. Optional (size 0 when unused): gy (nb, T, U) the outputs' gradients, keep
+    (T, nb) and rm (nb, U) as in forward."""
     t_len, nb, _ = Z.shape
     u = RqT.shape[1]
+    dhn = np.empty((nb, u), np.float32)
     for t in range(t_len - 1, -1, -1):
         for m in range(nb):
             z, dhm, dcm = Z[t, m], dh[m], dc[m]
             zo, zi, zf, zg = z[:u], z[u : 2 * u], z[2 * u : 3 * u], z[3 * u : 4 * u]
             zk, zF = z[4 * u : 5 * u], z[5 * u : 6 * u]
-            if has_gy:
+            if gy.size:
                 gym = gy[m, t]
                 for j in range(u):
                     dhm[j] += gym[j]
@@ -236,4 +257,19 @@ def lstm_backward(Z, RqT, dh, dc, gy, has_gy):
                 zg[j] = dcm[j] * zg[j]  # dz_g
             for j in range(u):
                 dcm[j] = dcm[j] * zF[j]  # dc_{t-1} = dc f
-        gemm_rows(Z[t, :, : 4 * u], RqT, dh, 0.0)  # dh_{t-1} = dz U^T
+        if not keep.size and not rm.size:
+            gemm_rows(Z[t, :, : 4 * u], RqT, dh, 0.0)  # dh_{t-1} = dz U^T
+            continue
+        gemm_rows(Z[t, :, : 4 * u], RqT, dhn, 0.0)
+        for m in range(nb):  # dh_{t-1} = (dz U^T) * rm, + dh where the state was carried
+            dhm, dnm = dh[m], dhn[m]
+            if rm.size:
+                rmm = rm[m]
+                for j in range(u):
+                    dnm[j] *= rmm[j]
+            if keep.size and keep[t, m]:
+                for j in range(u):
+                    dhm[j] += dnm[j]
+            else:
+                for j in range(u):
+                    dhm[j] = dnm[j]
