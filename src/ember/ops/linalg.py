@@ -8,6 +8,7 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.errors import ShapeError
+from ember.ops import _accel
 
 
 class MatMul(Function):
@@ -103,15 +104,14 @@ _FUSED_MIN = 1 << 12  # output elements: below this the NumPy calls cost no more
 
 
 def _relu_kernels(*arrays):
-    """The compiled bias + ReLU kernels when every array is a C-contiguous float32 array of a
-    size worth a kernel call, else None (the NumPy path: float64, e.g. gradcheck, takes it)."""
+    """The compiled bias + ReLU kernels when every array (None: absent) is a C-contiguous
+    float32 array and the first is of a size worth a kernel call, else None (the NumPy path;
+    float64, e.g. gradcheck, takes it)."""
     if arrays[0].size < _FUSED_MIN:
         return None
     for a in arrays:
-        if a.dtype != np.float32 or not a.flags.c_contiguous:
+        if a is not None and (a.dtype != np.float32 or not a.flags.c_contiguous):
             return None
-    from ember.ops import _accel
-
     return _accel.load("linalg")
 
 
@@ -136,8 +136,8 @@ class Linear(Function):
             if b is not None:
                 out += b
             return out
-        k = _relu_kernels(out) if out.ndim >= 2 else None
-        if k is not None and (b is None or _relu_kernels(out, b) is not None):
+        k = _relu_kernels(out, b) if out.ndim >= 2 else None
+        if k is not None:
             # bias and ReLU in one pass, in place (NumPy: out += b, then a new array)
             z = out.reshape(-1, out.shape[-1])
             k.bias_relu(z, z[0] if b is None else b, b is not None)
