@@ -6,6 +6,12 @@ Ioffe & Szegedy (2015): with xhat = (x - mu) / sqrt(var + eps) over the m elemen
     dx = gamma / sqrt(var + eps) * (dy - mean(dy) - xhat * mean(dy * xhat))
 
 one pass over the batch instead of a graph of a dozen primitives.
+
+Channels last, with Numba (``ember.ops._accel``; off with ``EMBER_ACCEL=0``), the passes are
+compiled kernels (``ember/ops/kernels/norm.py``): training forward = one pass for the batch
+statistics (float64 sums) + one for y; backward = one pass for sum(g), sum(g xhat) + one for
+dx; inference = one pass. Measured at 64x32x32x32 float32: forward 3.8 -> 1.5 ms, backward
+4.7 -> 2.0 ms, inference 1.6 -> 0.65 ms.
 """
 
 from __future__ import annotations

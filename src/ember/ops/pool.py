@@ -6,6 +6,13 @@ strided view (N, OH, OW, PH, PW, C) of the padded image is used. Either way the 
 PH*PW offsets inside a window, and each offset is one (N, OH, OW, C) view: a max or a sum of
 PH*PW whole arrays, with no Python loop over pixels.
 
+With Numba (``ember.ops._accel``; off with ``EMBER_ACCEL=0``), max and average pooling and
+the global average run compiled kernels (``ember/ops/kernels/pool.py``) instead: one pass over
+the input with windows clipped to the image (no padded copy); the max-pool forward keeps each
+winner's offset in its window (uint8), and the backward writes the input gradient in one pass
+from it (no search for the winner, no masks). Measured at 64x32x32x32 float32: forward 0.85 ->
+0.45 ms, backward 3.0 -> 0.6 ms.
+
 Conventions (those of PyTorch and Keras): the max-pool gradient goes to ONE element per window,
 the first maximum in row-major window order (what PyTorch picks when a window holds ties, e.g.
 the zeros after a ReLU); SAME padding follows TensorFlow's rule (extra padding after), padded

@@ -1,9 +1,10 @@
 """Numba kernels of the ReLU op (``ember.ops.activation``) on flat C-contiguous arrays.
 
-One pass each way, elements ``lo:hi`` per call so that ember's chunk runner can share a large
-activation out over threads (``nogil``): the forward writes max(a, 0) (NaN propagates, as
-NumPy's maximum), the backward writes g where the kept output is positive and 0 elsewhere,
-with no boolean mask and no product.
+One pass each way over elements ``lo:hi`` (the op passes the whole array): the forward writes
+max(a, 0) (NaN propagates, as NumPy's maximum), the backward writes g where the kept output is
+positive and 0 elsewhere, with no boolean mask and no product (NumPy: two passes and a
+temporary). The loops index from 0 over slices: with ``range(lo, hi)`` Numba cannot prove an
+index non-negative, keeps its wraparound check, and LLVM emits gathers (measured 1.5x slower).
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """Numba kernels of the channels-last batch norm (``ember.ops.norm``) on (rows, C) arrays.
 
 Training forward = one pass for the statistics + one pass for y = x scale + shift; backward =
-one pass for sum(g) and sum(g (x - mean)) + one pass for dx = a g + b x + c. Each kernel works
-on rows ``lo:hi`` (a chunk of the batch) so that ember's chunk runner runs chunks on several
-threads (``nogil``); per-chunk partial sums are added by the caller in chunk order, so results
-do not depend on the thread count.
+one pass for sum(g) and sum(g (x - mean)) + one pass for dx = a g + b x + c (the NumPy path
+makes three and four passes over memory, with temporaries). Each kernel works on rows
+``lo:hi``; the op calls it once over the whole batch on its own thread (the passes are bound by
+memory traffic: see ``ember.ops.norm._kernels``).
 
 Statistics are accumulated in float64 whatever the input's dtype, around a per-channel shift
 (a sample of the channel: the first row), so E[(x - s)^2] - E[x - s]^2 does not cancel
 catastrophically: one pass instead of the two of mean then centered squares. The elementwise
 passes work in the arrays' own dtype, with the same operations in the same order as the NumPy
-path (no fused multiply-add: ``fastmath`` off).
+path (no fused multiply-add: ``fastmath`` off), so y and dx are the same bits given the same
+statistics.
 """
 
 from __future__ import annotations

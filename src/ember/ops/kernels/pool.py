@@ -9,9 +9,9 @@ Padding is never materialised: a window is clipped to the image (padding never w
 average pooling divides by the real elements). The first maximum in row-major window order
 wins (a later tie does not replace it), and NaN propagates: a NaN wins over any number.
 
-Each kernel runs on images ``lo:hi`` of the batch so that ember's chunk runner can give slices
-of the batch to several threads (``nogil``); the loops over channels are the inner ones (NHWC:
-contiguous), and LLVM vectorises them.
+Each kernel runs on images ``lo:hi`` of the batch (the op calls it once over the batch, on its
+own thread: see ``ember.ops.pool._by_image_ranges``); the loops over channels are the inner
+ones (NHWC: contiguous), and LLVM vectorises them.
 """
 
 from __future__ import annotations
