@@ -151,12 +151,16 @@ class MaxPool2D(Function):
             # a few images at a time, so that the masks stay in cache
             w, o, gg, gw = win[lo:hi], out[lo:hi], g[lo:hi], gwin[lo:hi]
             free = None  # windows whose maximum is not found yet (bool: 4x less traffic)
+            hit = np.empty(o.shape, dtype=bool)
             for k, (a, b) in enumerate(offsets):
-                hit = w[:, :, a, :, b] == o
+                np.equal(w[:, :, a, :, b], o, out=hit)
                 if free is not None:
                     hit &= free  # a later tie in the same window gets nothing
                 if k < len(offsets) - 1:
-                    free = ~hit if free is None else free & ~hit
+                    if free is None:
+                        free = ~hit
+                    else:
+                        free ^= hit  # hit is inside free now: this clears hit's windows
                 if assign:
                     np.multiply(gg, hit, out=gw[:, :, a, :, b])
                 else:  # overlapping windows: one offset never overlaps itself, so += is safe
