@@ -54,6 +54,7 @@ def test_relu_inputs_the_kernels_do_not_take_use_the_numpy_path():
     assert A._flat_kernels(strided) is None
     assert A._flat_kernels(big[:2]) is None  # below the size threshold
     assert A._flat_kernels(big, big.astype(np.float64)) is None  # mixed dtypes
+    assert A._flat_kernels(big.astype(np.float16)) is None  # no float16 kernels
     gy = r.standard_normal(strided.shape).astype(np.float32)
     y, g = _relu(strided, gy, on=True)
     np.testing.assert_array_equal(y, np.maximum(strided, 0))

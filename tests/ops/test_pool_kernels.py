@@ -175,3 +175,15 @@ def test_pool_kernels_write_exactly_the_images_asked_for():
     gx = np.full(x.shape, 9.0, np.float32)
     K.max_pool_backward_tiles(out, arg, 2, 2, gx, 1, 3)
     assert (gx[[0, 3, 4]] == 9).all() and (gx[1:3] != 9).all()
+
+
+def test_float16_pooling_and_batch_norm_take_the_numpy_path():
+    from ember.ops.norm import batch_norm
+
+    x = _inputs((2, 4, 4, 3), np.float16, "normal", seed=11)
+    with _accel.enabled(True):
+        t = em.tensor(x, dtype=np.float16)
+        outs = [P.max_pool2d(t, 2), P.avg_pool2d(t, 2), P.global_avg_pool2d(t), batch_norm(t)[0]]
+    for y in outs:
+        assert y.dtype == np.float16
+    np.testing.assert_array_equal(outs[0].data, x.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4)))

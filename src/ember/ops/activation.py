@@ -24,6 +24,7 @@ def _sigmoid(x):
 
 
 _KERNEL_MIN = 1 << 14  # elements: below this NumPy's one call costs no more than a kernel call
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels compile for
 
 
 def _flat_kernels(*arrays):
@@ -33,7 +34,7 @@ def _flat_kernels(*arrays):
     faster shared out over ember's workers on 2 cores, and several times slower when the cores
     are busy."""
     a = arrays[0]
-    if a.size < _KERNEL_MIN or a.dtype.kind != "f":
+    if a.size < _KERNEL_MIN or a.dtype not in _KERNEL_DTYPES:
         return None
     if any(b.dtype != a.dtype or not b.flags.c_contiguous for b in arrays):
         return None

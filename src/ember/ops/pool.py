@@ -55,6 +55,7 @@ def _window_view(x, pool, strides, pads, out_hw, writeable=False):
 
 
 _CHUNK_BYTES = 512 << 10  # images per chunk of a pooling pass: their input fits in L2
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels compile for
 
 
 def _by_images(work, x) -> None:
@@ -68,7 +69,7 @@ def _by_images(work, x) -> None:
 def _kernels(x, pool):
     """The compiled pooling kernels when they apply to ``x`` (a float array, a window of at
     most 256 offsets so that a winner's offset fits in uint8), else None (NumPy path)."""
-    if x.dtype.kind != "f" or pool[0] * pool[1] > 256 or x.size == 0:
+    if x.dtype not in _KERNEL_DTYPES or pool[0] * pool[1] > 256 or x.size == 0:
         return None
     return _accel.load("pool")
 
@@ -268,7 +269,7 @@ class GlobalAvgPool(Function):
         self.axes = tuple(range(1, x.ndim - 1))
         self.x_shape = x.shape
         self.n = int(np.prod(x.shape[1:-1]))
-        k = _accel.load("pool") if x.dtype.kind == "f" and x.size and x.ndim >= 3 else None
+        k = _accel.load("pool") if x.dtype in _KERNEL_DTYPES and x.size and x.ndim >= 3 else None
         if k is None:
             return np.mean(x, axis=self.axes, keepdims=keepdims)
         # one pass over each image's (positions, channels) rows: NumPy's mean over the middle
