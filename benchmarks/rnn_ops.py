@@ -8,7 +8,8 @@ last output; inputs like an Embedding's, Keras's initializers), float32, 2 threa
 runs ember, then PyTorch, each in a fresh child process (warm-up, then the median of --steps
 steps), and the ratio printed is the median of the per-round ratios. With ``--accel both`` (the
 default when Numba is installed) each round runs ember twice, with its optional Numba kernels
-(``ember/ops/_accel.py``) on and off (``EMBER_ACCEL=0``), and prints both. ``first_ms`` is the
+(the LSTM's compiled loops in ``ember/ops/kernels/recurrent.py``, the GRU's per-step kernels in
+``ember/ops/_accel.py``) on and off (``EMBER_ACCEL=0``), and prints both. ``first_ms`` is the
 first training step of a fresh process (with a cold Numba cache it includes the compilation).
 
 Why not both in one process: between its GEMMs, NumPy's OpenBLAS keeps a worker thread spinning

@@ -376,3 +376,16 @@ def test_without_numba_the_ops_fall_back_to_numpy(monkeypatch):
             np.testing.assert_array_equal(a, b)
     for a, b in zip(_gru_run(True, np.float32, {}), _gru_run(False, np.float32, {})):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_lstm_with_an_empty_batch_returns_empty_outputs_and_gradients(on):
+    x = em.tensor(np.zeros((0, 3, D), np.float32), requires_grad=True)
+    w = em.tensor(np.ones((D, 4 * U), np.float32), requires_grad=True)
+    u = em.tensor(np.ones((U, 4 * U), np.float32), requires_grad=True)
+    with _accel.enabled(on):
+        y, h, c = R.lstm(x, w, u)
+        (y.sum() + h.sum()).backward()
+    assert y.shape == (0, 3, U) and h.shape == (0, U) and c.shape == (0, U)
+    assert x.grad.shape == (0, 3, D)
+    np.testing.assert_array_equal(w.grad, 0)  # no example: no gradient

@@ -195,7 +195,7 @@ def _input_projection(xt: np.ndarray, w: np.ndarray, b) -> np.ndarray:
     XW = w.T @ xt.reshape(t_len * n, d).T  # (kU, T*N)
     if b is not None:
         XW += b[:, None]
-    return XW.reshape(-1, t_len, n)
+    return XW.reshape(w.shape[1], t_len, n)
 
 
 class _Masks:

@@ -80,8 +80,14 @@ def gemm(a, b, c, beta):
     """c = a @ b + beta c for 2-D float32 arrays with unit column stride (row strides free:
     slices of bigger arrays), on NumPy's OpenBLAS."""
     m, k = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0:  # nothing to compute (and BLAS rejects the empty arrays' strides)
+        return
+    if k == 0:
+        c[:, :] *= np.float32(beta)
+        return
     _sgemm(
-        _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, b.shape[1], k, np.float32(1),
+        _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1),
         a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4,
         np.float32(beta), c.ctypes.data, c.strides[0] // 4,
     )  # fmt: skip
