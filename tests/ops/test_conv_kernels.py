@@ -169,3 +169,55 @@ def test_fused_relu_without_an_input_gradient_masks_per_chunk(monkeypatch, rng):
     assert_same(fused[0], np.maximum(plain[0], 0), "y")
     assert_same(fused[2], plain[2], "dw")
     assert_same(fused[3], plain[3], "db")
+
+
+# ------------------------------------------------------------------------------ direct 3x3
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+@pytest.mark.parametrize("strides, dilation", [(1, 1), (2, 1), (1, 2), (2, 2)])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_direct_3x3_matches_the_numpy_path(channels, strides, dilation, padding, rng):
+    # few-channel inputs: the forward is the compiled direct convolution, the backward the
+    # NumPy chunks (so the gradients are compared too)
+    x = rng.standard_normal((3, 9 + strides, 8 + dilation, channels)).astype(np.float32)
+    for filters, bias, relu in ((5, True, True), (64, False, False), (32, True, False)):
+        w = rng.standard_normal((3, 3, channels, filters)).astype(np.float32)
+        b = rng.standard_normal(filters).astype(np.float32) if bias else None
+        kwargs = dict(
+            strides=(strides, strides), dilation=(dilation, dilation), padding=padding, relu=relu
+        )
+        with em.no_grad():
+            y_shape = Conv2D.apply(em.tensor(x), em.tensor(w), **kwargs).shape
+        g = rng.standard_normal(y_shape).astype(np.float32)
+        with _accel.enabled(False):
+            reference = run(x, w, b, g, **kwargs)
+        ours = run(x, w, b, g, **kwargs)
+        for name, a, r in zip(("y", "dx", "dw", "db"), ours, reference):
+            assert_same(a, r, f"{name} filters={filters}")
+
+
+def test_direct_3x3_inference_matches_the_numpy_path(rng):
+    x = rng.standard_normal((5, 28, 28, 1)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 1, 32)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    with em.no_grad():
+        ours = conv_module.conv2d(
+            em.tensor(x), em.tensor(w), em.tensor(b), padding="same", _relu=True
+        )
+        with _accel.enabled(False):
+            reference = conv_module.conv2d(
+                em.tensor(x), em.tensor(w), em.tensor(b), padding="same", _relu=True
+            )
+    assert_same(np.asarray(ours.data), np.asarray(reference.data), "y")
+
+
+def test_direct_3x3_applies_to_few_channel_float32_3x3_kernels_only(rng):
+    x1 = np.zeros((1, 5, 5, 1), np.float32)
+    assert conv_module._small_kernels(x1, np.zeros((3, 3, 1, 64), np.float32), None)
+    assert conv_module._small_kernels(x1, np.zeros((3, 3, 1, 65), np.float32), None) is None
+    assert conv_module._small_kernels(x1, np.zeros((5, 5, 1, 8), np.float32), None) is None
+    x4 = np.zeros((1, 5, 5, 4), np.float32)
+    assert conv_module._small_kernels(x4, np.zeros((3, 3, 4, 8), np.float32), None) is None
+    x64 = np.zeros((1, 5, 5, 1))
+    assert conv_module._small_kernels(x64, np.zeros((3, 3, 1, 8)), None) is None

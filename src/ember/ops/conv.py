@@ -527,6 +527,43 @@ def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False, mask=Non
     return y
 
 
+def _small_kernels(x, w, b):
+    """The compiled direct 3x3 convolution when it applies (float32, 1-3 input channels, at
+    most DIRECT_PITCH filters), else None."""
+    kh, kw, c, o = w.shape
+    if (kh, kw) != (3, 3) or c > 3 or o > 64 or x.dtype != np.float32:
+        return None
+    if w.dtype != np.float32 or (b is not None and b.dtype != np.float32):
+        return None
+    return _accel.load("conv")
+
+
+def _conv_direct(k, x, w, b, pads, out_hw, strides, dilation, relu=False) -> np.ndarray:
+    """A 3x3 convolution of a few-channel input computed directly (ember.ops.kernels.conv's
+    direct_3x3), a few images at a time on the workers."""
+    from ember.ops.kernels.conv import DIRECT_PITCH
+
+    x = np.ascontiguousarray(x)
+    n, _, _, c = x.shape
+    o = w.shape[3]
+    wp = np.zeros((9 * c + 1, DIRECT_PITCH), dtype=x.dtype)
+    wp[: 9 * c, :o] = w.transpose(2, 0, 1, 3).reshape(9 * c, o)
+    if b is not None:
+        wp[9 * c, :o] = b
+    wp = wp.reshape(-1)
+    y = np.empty((n, *out_hw, o), dtype=x.dtype)
+    # about 128 KB of output per chunk
+    per = max(1, min(n, (_CHUNK_BYTES // 8) // (out_hw[0] * out_hw[1] * o * x.dtype.itemsize)))
+    top, _, left, _ = pads
+
+    def work(i):
+        start, stop = i * per, min(n, i * per + per)
+        k.direct_3x3(x, wp, o, relu, start, stop, top, left, *strides, *dilation, y)
+
+    _workers.run(work, -(-n // per))
+    return y
+
+
 _DW_GROUPS = 4  # fixed groups of chunks for dW (the same bits on any number of threads)
 
 
@@ -686,6 +723,9 @@ class Conv2D(Function):
             # keeps alive anyway): the memory of a training step is that of its activations
             self.x = x
             self.relu_done = self.relu
+            small = _small_kernels(x, w, b) if algorithm is None else None
+            if small is not None:
+                return _conv_direct(small, x, w, b, pads, (oh, ow), strides, dilation, self.relu)
             return _conv_chunks(x, w, b, pads, (oh, ow), strides, dilation, self.relu)
         if algo == "1x1":
             # no padding can reach a 1x1 window's output; strides pick every s-th pixel

@@ -224,3 +224,69 @@ def winograd_grad(g, mask, masked, start, stop, th, tw, e, db):
                     _sub(et, 4 * a + 2, u, z, u, z + 1, o)
                     _neg(et, 4 * a + 3, u, z + 1, o)
                 t += 1
+
+
+# ------------------------------------------------------------------------------ direct 3x3
+
+DIRECT_PITCH = 64
+"""Row pitch of the packed kernel of ``direct_3x3``: a compile-time constant, so that LLVM sees
+the 9 kernel rows read in its inner loop as one block (fixed distances apart) and needs a
+single overlap check to vectorise it (with a run-time pitch, 9 checks: past its limit)."""
+
+
+@njit(inline="always", **JIT)
+def _tap(x, n, r, q, c, h, w):
+    """x[n, r, q, c], or 0 in the padding."""
+    if 0 <= r < h and 0 <= q < w:
+        return x[n, r, q, c]
+    return x.dtype.type(0)
+
+
+@njit(**dict(JIT, fastmath={"contract"}))
+def direct_3x3(x, wp, o, relu, start, stop, top, left, sh, sw, dh, dw, y):
+    """y[n, r, q] = b + sum_{i, j, c} x[n, r*sh + i*dh - top, q*sw + j*dw - left, c] w[i, j, c]
+    (then max(., 0) with relu) for images start:stop: a 3x3 convolution computed directly, for
+    inputs with few channels (a GEMM with K = 9C, 9 to 27, runs far below peak, and the patch
+    matrix is 9x the input). The 9 input values of one channel sit in registers while the
+    inner loop runs over the O outputs: 9 multiply-adds per output and channel, one store.
+    wp: (9C + 1) rows of DIRECT_PITCH values, row c*9 + 3i + j = w[i, j, c], the last the bias."""
+    _, h, w, cin = x.shape
+    _, oh, ow, _ = y.shape
+    zero = y.dtype.type(0)
+    p = DIRECT_PITCH
+    bias = 9 * cin * p
+    for n in range(start, stop):
+        for r in range(oh):
+            r0, r1, r2 = r * sh - top, r * sh - top + dh, r * sh - top + 2 * dh
+            for q in range(ow):
+                q0, q1, q2 = q * sw - left, q * sw - left + dw, q * sw - left + 2 * dw
+                yr = y[n, r, q]
+                for c in range(cin):
+                    x0 = _tap(x, n, r0, q0, c, h, w)
+                    x1 = _tap(x, n, r0, q1, c, h, w)
+                    x2 = _tap(x, n, r0, q2, c, h, w)
+                    x3 = _tap(x, n, r1, q0, c, h, w)
+                    x4 = _tap(x, n, r1, q1, c, h, w)
+                    x5 = _tap(x, n, r1, q2, c, h, w)
+                    x6 = _tap(x, n, r2, q0, c, h, w)
+                    x7 = _tap(x, n, r2, q1, c, h, w)
+                    x8 = _tap(x, n, r2, q2, c, h, w)
+                    z = 9 * c * p
+                    wc = wp[z : z + 9 * p]
+                    if c == 0:
+                        for k in range(o):
+                            yr[k] = (
+                                wp[bias + k] + x0 * wc[k] + x1 * wc[p + k] + x2 * wc[2 * p + k]
+                                + x3 * wc[3 * p + k] + x4 * wc[4 * p + k] + x5 * wc[5 * p + k]
+                                + x6 * wc[6 * p + k] + x7 * wc[7 * p + k] + x8 * wc[8 * p + k]
+                            )  # fmt: skip
+                    else:
+                        for k in range(o):
+                            yr[k] = (
+                                yr[k] + x0 * wc[k] + x1 * wc[p + k] + x2 * wc[2 * p + k]
+                                + x3 * wc[3 * p + k] + x4 * wc[4 * p + k] + x5 * wc[5 * p + k]
+                                + x6 * wc[6 * p + k] + x7 * wc[7 * p + k] + x8 * wc[8 * p + k]
+                            )  # fmt: skip
+                if relu:
+                    for k in range(o):
+                        yr[k] = max(yr[k], zero)
