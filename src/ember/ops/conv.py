@@ -554,11 +554,11 @@ def _conv_direct(k, x, w, b, pads, out_hw, strides, dilation, relu=False) -> np.
     y = np.empty((n, *out_hw, o), dtype=x.dtype)
     # about 128 KB of output per chunk
     per = max(1, min(n, (_CHUNK_BYTES // 8) // (out_hw[0] * out_hw[1] * o * x.dtype.itemsize)))
-    top, _, left, _ = pads
 
     def work(i):
         start, stop = i * per, min(n, i * per + per)
-        k.direct_3x3(x, wp, o, relu, start, stop, top, left, *strides, *dilation, y)
+        xp = _padded_chunk(x, start, stop, pads) if any(pads) else x[start:stop]
+        k.direct_3x3(xp, wp, o, relu, *strides, *dilation, y, start)
 
     _workers.run(work, -(-n // per))
     return y

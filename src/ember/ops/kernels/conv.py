@@ -234,43 +234,29 @@ the 9 kernel rows read in its inner loop as one block (fixed distances apart) an
 single overlap check to vectorise it (with a run-time pitch, 9 checks: past its limit)."""
 
 
-@njit(inline="always", **JIT)
-def _tap(x, n, r, q, c, h, w):
-    """x[n, r, q, c], or 0 in the padding."""
-    if 0 <= r < h and 0 <= q < w:
-        return x[n, r, q, c]
-    return x.dtype.type(0)
-
-
 @njit(**dict(JIT, fastmath={"contract"}))
-def direct_3x3(x, wp, o, relu, start, stop, top, left, sh, sw, dh, dw, y):
-    """y[n, r, q] = b + sum_{i, j, c} x[n, r*sh + i*dh - top, q*sw + j*dw - left, c] w[i, j, c]
-    (then max(., 0) with relu) for images start:stop: a 3x3 convolution computed directly, for
-    inputs with few channels (a GEMM with K = 9C, 9 to 27, runs far below peak, and the patch
-    matrix is 9x the input). The 9 input values of one channel sit in registers while the
-    inner loop runs over the O outputs: 9 multiply-adds per output and channel, one store.
-    wp: (9C + 1) rows of DIRECT_PITCH values, row c*9 + 3i + j = w[i, j, c], the last the bias."""
-    _, h, w, cin = x.shape
+def direct_3x3(xp, wp, o, relu, sh, sw, dh, dw, y, start):
+    """y[start + n, r, q] = b + sum_{i, j, c} xp[n, r*sh + i*dh, q*sw + j*dw, c] w[i, j, c]
+    (then max(., 0) with relu) for the zero-framed images xp: a 3x3 convolution computed
+    directly, for inputs with few channels (a GEMM with K = 9C, 9 to 27, runs far below
+    peak, and the patch matrix is 9x the input). The 9 input values of a channel sit in
+    registers while the inner loop runs over the O outputs. wp: (9C + 1) rows of
+    DIRECT_PITCH values, row c*9 + 3i + j = w[i, j, c], the last the bias."""
+    m, _, _, cin = xp.shape
     _, oh, ow, _ = y.shape
     zero = y.dtype.type(0)
     p = DIRECT_PITCH
     bias = 9 * cin * p
-    for n in range(start, stop):
+    for n in range(m):
         for r in range(oh):
-            r0, r1, r2 = r * sh - top, r * sh - top + dh, r * sh - top + 2 * dh
+            r0, r1, r2 = r * sh, r * sh + dh, r * sh + 2 * dh
             for q in range(ow):
-                q0, q1, q2 = q * sw - left, q * sw - left + dw, q * sw - left + 2 * dw
-                yr = y[n, r, q]
+                q0, q1, q2 = q * sw, q * sw + dw, q * sw + 2 * dw
+                yr = y[start + n, r, q]
                 for c in range(cin):
-                    x0 = _tap(x, n, r0, q0, c, h, w)
-                    x1 = _tap(x, n, r0, q1, c, h, w)
-                    x2 = _tap(x, n, r0, q2, c, h, w)
-                    x3 = _tap(x, n, r1, q0, c, h, w)
-                    x4 = _tap(x, n, r1, q1, c, h, w)
-                    x5 = _tap(x, n, r1, q2, c, h, w)
-                    x6 = _tap(x, n, r2, q0, c, h, w)
-                    x7 = _tap(x, n, r2, q1, c, h, w)
-                    x8 = _tap(x, n, r2, q2, c, h, w)
+                    x0, x1, x2 = xp[n, r0, q0, c], xp[n, r0, q1, c], xp[n, r0, q2, c]
+                    x3, x4, x5 = xp[n, r1, q0, c], xp[n, r1, q1, c], xp[n, r1, q2, c]
+                    x6, x7, x8 = xp[n, r2, q0, c], xp[n, r2, q1, c], xp[n, r2, q2, c]
                     z = 9 * c * p
                     wc = wp[z : z + 9 * p]
                     if c == 0:
