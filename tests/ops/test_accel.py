@@ -267,10 +267,51 @@ def test_gru_accelerated_equals_numpy_path(dtype, case):
     fast = _gru_run(True, dtype, GRU_CASES[case])
     ref = _gru_run(False, dtype, GRU_CASES[case])
     assert len(fast) == len(ref)
-    eps = np.finfo(dtype).eps
+    compiled_loops = (
+        dtype == np.float32
+        and GRU_CASES[case].get("reset_after", True)
+        and _compiled_lstm() is not None
+    )
+    if compiled_loops:  # the compiled loops (rational tanh): equal to float32 rounding
+        _close32(fast, ref)
+        return
+    eps = np.finfo(dtype).eps  # the per-step kernels: the NumPy path's arithmetic exactly
     for a, b in zip(fast, ref):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=8 * eps, atol=8 * eps)
+
+
+def _spy_gru_loops(monkeypatch) -> dict:
+    kr = _compiled_lstm()
+    calls = {"gru_forward": 0, "gru_backward": 0}
+    for name in calls:
+        real = getattr(kr, name)
+
+        def spy(*a, _real=real, _name=name):
+            calls[_name] += 1
+            return _real(*a)
+
+        monkeypatch.setattr(kr, name, spy)
+    return calls
+
+
+@needs_compiled_lstm
+@pytest.mark.parametrize("case", [c for c in GRU_CASES if GRU_CASES[c].get("reset_after", True)])
+def test_gru_compiled_loops_in_two_chunks_equal_numpy_path(monkeypatch, case):
+    monkeypatch.setattr(R, "_chunks", lambda n: [0, 2, 3])
+    calls = _spy_gru_loops(monkeypatch)
+    fast = _gru_run(True, np.float32, GRU_CASES[case])
+    assert calls == {"gru_forward": 2, "gru_backward": 2}
+    _close32(fast, _gru_run(False, np.float32, GRU_CASES[case]))
+
+
+@needs_compiled_lstm
+def test_gru_reset_before_and_float64_take_the_numpy_path(monkeypatch):
+    calls = _spy_gru_loops(monkeypatch)
+    _gru_run(True, np.float32, {"reset_after": False})
+    em.set_floatx("float64")
+    _gru_run(True, np.float64, {})
+    assert calls == {"gru_forward": 0, "gru_backward": 0}
 
 
 @needs_numba
@@ -329,7 +370,9 @@ def _count_kernel_calls(monkeypatch, run=None) -> dict:
 @needs_numba
 def test_kernels_run_per_step_when_on(monkeypatch):
     monkeypatch.delenv("EMBER_ACCEL", raising=False)
-    assert _count_kernel_calls(monkeypatch) == {"gru_gates": T, "gru_state": T}
+    em.set_floatx("float64")  # float32 runs the compiled loops instead
+    run = lambda: _gru_run(None, np.float64, {})  # noqa: E731
+    assert _count_kernel_calls(monkeypatch, run) == {"gru_gates": T, "gru_state": T}
 
 
 def test_env_var_zero_turns_the_kernels_off(monkeypatch):
@@ -338,7 +381,7 @@ def test_env_var_zero_turns_the_kernels_off(monkeypatch):
     assert _accel.load("recurrent") is None
     assert not _accel.is_enabled()
     assert _count_kernel_calls(monkeypatch) == {}
-    assert R._lstm_kernels(np.dtype(np.float32)) is None
+    assert R._compiled_loops(np.dtype(np.float32)) is None
 
 
 @needs_numba
@@ -389,3 +432,24 @@ def test_lstm_with_an_empty_batch_returns_empty_outputs_and_gradients(on):
     assert y.shape == (0, 3, U) and h.shape == (0, U) and c.shape == (0, U)
     assert x.grad.shape == (0, 3, D)
     np.testing.assert_array_equal(w.grad, 0)  # no example: no gradient
+
+
+@needs_compiled_lstm
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("shape", [(4, 3, 1, 2), (1, 2, 3, 1), (2, 1, 1, 1)])
+def test_compiled_loops_with_one_feature_unit_example_or_step_equal_numpy_path(kind, shape):
+    # one-row weights: NumPy may give their length-1 axis any stride, BLAS must not see it
+    n, t, d, u = shape
+    g = 4 if kind == "lstm" else 3
+
+    def run(on):
+        r = np.random.default_rng(1)
+        shapes = [(n, t, d), (d, g * u), (u, g * u), (g * u,) if kind == "lstm" else (2, 3 * u)]
+        args = [em.tensor(r.standard_normal(s).astype(np.float32), requires_grad=True)
+                for s in shapes]  # fmt: skip
+        with _accel.enabled(on):
+            outs = getattr(R, kind)(*args)
+            sum((o * o).sum() for o in outs).backward()
+        return [o.data for o in outs] + [a.grad for a in args]
+
+    _close32(run(True), run(False))

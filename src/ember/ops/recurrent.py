@@ -316,8 +316,8 @@ _NO_HS = np.zeros((0, 0, 0), np.float32)
 _NO_GY = np.zeros((0, 0, 0), np.float32)
 
 
-def _lstm_kernels(dt):
-    """The compiled LSTM loops (ember/ops/kernels/recurrent.py) for this dtype, or None."""
+def _compiled_loops(dt):
+    """The compiled LSTM / GRU loops (ember/ops/kernels/recurrent.py) for this dtype, or None."""
     if dt != np.float32:  # float64 (gradcheck) takes the NumPy path
         return None
     k = _accel.load("recurrent")
@@ -537,7 +537,7 @@ class LSTMSequence(Function):
         u3 = 3 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
         perm = _blocks(u, _LSTM_ORDER)
-        k = _lstm_kernels(dt)
+        k = _compiled_loops(dt)
         if k is not None:
             return self._forward_compiled(
                 k, x, kernel, recurrent_kernel, bias, h0, c0, perm, masks, recurrent_mask,
@@ -847,6 +847,12 @@ class GRUSequence(Function):
         dt = kernel.dtype
         u2 = 2 * u
         masks = _Masks(op, mask, n, t_len, go_backwards, zero_output_for_mask)
+        k = _compiled_loops(dt) if reset_after else None
+        if k is not None:
+            return self._forward_compiled(
+                k, x, kernel, recurrent_kernel, bias, h0, masks, recurrent_mask, go_backwards,
+                return_sequences, record,
+            )  # fmt: skip
         rm = None if recurrent_mask is None else np.asarray(recurrent_mask, dt).T
         xt = _time_major(x, go_backwards, dt)  # (T, N, D)
         half = _half_columns(3 * u, slice(0, u2), dt)  # z, r get tanh(z / 2)
@@ -941,7 +947,120 @@ class GRUSequence(Function):
             self.opts = (reset_after, go_backwards, return_sequences, x.dtype)
         return _outputs(H, masks, return_sequences), H[-1].T.copy()
 
+    def _forward_compiled(
+        self, k, x, kernel, recurrent_kernel, bias, h0, masks, recurrent_mask, go_backwards,
+        return_sequences, record,
+    ):  # fmt: skip
+        """reset_after=True on the compiled loops (kernels/recurrent.py), one call per chunk
+        of the batch on ember's chunk runner, as LSTMSequence._forward_compiled."""
+        n, t_len, d = x.shape
+        u = recurrent_kernel.shape[0]
+        dt = kernel.dtype
+        half = _half_columns(3 * u, slice(0, 2 * u), dt)  # z, r get tanh(z / 2)
+        perm = _blocks(u, _GRU_X_ORDER)  # the input side in the order h, z, r
+        b0, b1h = np.zeros(3 * u, dt), np.zeros(u, dt)
+        if bias is not None:
+            b0 = bias[0] * half
+            b0[: 2 * u] += bias[1, : 2 * u] * 0.5  # z and r add both biases
+            b1h = np.ascontiguousarray(bias[1, 2 * u :])  # inside r * (...): stays apart
+        b0 = np.ascontiguousarray(b0[perm])
+        W = np.ascontiguousarray((kernel * half)[:, perm])  # (D, 3U)
+        Rh = np.ascontiguousarray(recurrent_kernel * half)  # (U, 3U)
+        h0 = _state0("gru", "h0", h0, n, u, dt).T  # (N, U) view
+        keep = None if masks.m is None else ~masks.m  # (T, N): the state is carried over
+        shown = None if masks.out_scale is None else masks.out_scale[:, 0]  # (T, N)
+        rm = None
+        if recurrent_mask is not None:
+            rm = np.broadcast_to(np.asarray(recurrent_mask, dt), (n, u))
+        y = np.empty((n, t_len, u) if return_sequences else (n, u), dt)
+        h_out = np.empty((n, u), dt)
+        bounds = _chunks(n)
+        saved = [None] * (len(bounds) - 1)
+
+        def work(i):
+            n0, n1 = bounds[i], bounds[i + 1]
+            xc = x[n0:n1, ::-1] if go_backwards else x[n0:n1]
+            X = np.array(xc.transpose(1, 0, 2), dtype=dt, order="C").reshape(-1, d)  # (T*nb, D)
+            Z = np.empty((t_len, n1 - n0, 5 * u if record else 3 * u), dt)
+            H = np.empty((t_len + 1, n1 - n0, u), dt)
+            H[0] = h0[n0:n1]
+            S = np.empty((n1 - n0, 3 * u), dt)
+            kc = _NO_KEEP if keep is None else np.ascontiguousarray(keep[:, n0:n1])
+            rmc, Hs = _NO_RM, _NO_HS
+            if rm is not None:
+                rmc = np.ascontiguousarray(rm[n0:n1])
+                Hs = np.empty((t_len, n1 - n0, u), dt)
+            k.gru_forward(X, W, b0, b1h, Rh, Z, H, S, record, kc, rmc, Hs)
+            out = H[1:] if return_sequences else H[-1]
+            if shown is not None:  # Keras's outputs at masked steps (see _Masks)
+                out = out * (shown[:, n0:n1, None] if return_sequences else shown[-1, n0:n1, None])
+            y[n0:n1] = out.transpose(1, 0, 2) if return_sequences else out
+            h_out[n0:n1] = H[-1]
+            if record:
+                saved[i] = (X, Z, H if rm is None else Hs, rmc)
+
+        _run_chunks(work, len(bounds) - 1)
+        if record:
+            self.saved = ("compiled", k, bounds, saved, kernel, recurrent_kernel, perm, shown)
+            self.opts = (go_backwards, return_sequences, x.dtype, bias is not None)
+        return y, h_out
+
+    def _backward_compiled(self, gy, gh):
+        _, k, bounds, saved, kernel, recurrent_kernel, perm, shown = self.saved
+        go_backwards, return_sequences, x_dtype, has_bias = self.opts
+        need = self.needs_input_grad
+        dt = kernel.dtype
+        u = recurrent_kernel.shape[0]
+        RT = np.ascontiguousarray(recurrent_kernel.T)  # (3U, U)
+        Wx = kernel[:, perm]  # (D, 3U), order h, z, r
+        n, t_len = gh.shape[0], saved[0][1].shape[0]
+        d = kernel.shape[0]
+        gy = np.asarray(gy, dtype=dt)
+        dx = np.empty((n, t_len, d), x_dtype) if need[0] else None
+        dh0 = np.empty((n, u), dt)
+        parts = [None] * len(saved)
+
+        def work(i):
+            n0, n1 = bounds[i], bounds[i + 1]
+            X, Z, Hs, rmc = saved[i]
+            dh = np.array(gh[n0:n1], dtype=dt, order="C")
+            gyc = _NO_GY
+            if not return_sequences:
+                dh += gy[n0:n1] if shown is None else gy[n0:n1] * shown[-1, n0:n1, None]
+            else:
+                gyc = gy[n0:n1] if shown is None else gy[n0:n1] * shown[:, n0:n1].T[:, :, None]
+            k.gru_backward(Z, RT, dh, gyc, rmc)
+            dZ = Z.reshape(t_len * (n1 - n0), 5 * u)
+            dZx, dZh = dZ[:, : 3 * u], dZ[:, u : 4 * u]  # input side (h, z, r), h side (z, r, h)
+            if need[0]:
+                dxc = (dZx @ Wx.T).reshape(t_len, n1 - n0, d).transpose(1, 0, 2)
+                dx[n0:n1] = dxc[:, ::-1] if go_backwards else dxc
+            parts[i] = (
+                X.T @ dZx if need[1] else None,  # sum_t x_t^T dz_t
+                Hs[:t_len].reshape(-1, u).T @ dZh if need[2] else None,  # sum_t h_{t-1}^T dz_t
+                dZx.sum(axis=0) if _need(self, 3) else None,
+                dZh.sum(axis=0) if _need(self, 3) else None,
+            )
+            dh0[n0:n1] = dh
+
+        _run_chunks(work, len(saved))
+        grads = []
+        for j in range(4):
+            if parts[0][j] is None:
+                grads.append(None)
+                continue
+            g = parts[0][j]
+            for p in parts[1:]:
+                g += p[j]
+            grads.append(g)
+        dw, du, db0, db1 = grads
+        dw, db0 = _unpermute(dw, perm), _unpermute(db0, perm)
+        db = None if db0 is None else np.stack([db0, db1])
+        return dx, dw, du, db, dh0 if _need(self, 4) else None
+
     def backward(self, gy, gh):
+        if isinstance(self.saved[0], str):  # ("compiled", ...)
+            return self._backward_compiled(gy, gh)
         xt, kernel, recurrent_kernel, Zc, Q1, Q2, Hs, rm, masks = self.saved[:9]
         reset_after, go_backwards, return_sequences, x_dtype = self.opts
         t_len, n, d = xt.shape

@@ -86,10 +86,14 @@ def gemm(a, b, c, beta):
     if k == 0:
         c[:, :] *= np.float32(beta)
         return
+    # leading dimensions from the row strides, except of one-row arrays: NumPy may give a
+    # length-1 axis any stride, and BLAS wants at least the row length there
+    lda = a.strides[0] // 4 if m > 1 else k
+    ldb = b.strides[0] // 4 if k > 1 else n
+    ldc = c.strides[0] // 4 if m > 1 else n
     _sgemm(
         _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1),
-        a.ctypes.data, a.strides[0] // 4, b.ctypes.data, b.strides[0] // 4,
-        np.float32(beta), c.ctypes.data, c.strides[0] // 4,
+        a.ctypes.data, lda, b.ctypes.data, ldb, np.float32(beta), c.ctypes.data, ldc,
     )  # fmt: skip
 
 
@@ -279,3 +283,116 @@ def lstm_backward(Z, RqT, dh, dc, gy, keep, rm):
             else:
                 for j in range(u):
                     dhm[j] = dnm[j]
+
+
+# ------------------------------------------------------------------------------ GRU
+# reset_after=True (Keras's default). Per step, with rhb = h_{t-1} U_h + b1_h:
+#   z, r = sigma(x W + b0 + h_{t-1} U)[z, r],  hh = tanh(x W_h + b0_h + r rhb),
+#   h_t = hh + z (h_{t-1} - hh).
+# Z's columns: x W + b0 in the order h, z, r (the input side of the gradient below); when
+# recording, replaced by the factors [Ph, Pz, Pr, r, z] (G = 5U), and in backward by
+# [da_h, dz_z, dz_r, d(rhb)]: its first 3U columns are the gradient of the input projection
+# (order h, z, r), its columns U..4U that of h_{t-1} U (order z, r, h: Keras's).
+
+
+@njit(**JIT)
+def gru_forward(X, W, b, b1h, R, Z, H, S, record, keep, rm, Hs):
+    """One chunk's forward. X (T*nb, D) the inputs time-major; W (D, 3U) and b (3U,) the
+    input side in the order h, z, r (z, r halved: sigmoid(z) = (1 + tanh(z / 2)) / 2); b1h
+    (U,); R (U, 3U) the recurrent kernel (order z, r, h; z, r halved); Z (T, nb, G) scratch
+    (G = 5U when recording, else >= 3U); H (T+1, nb, U) with H[0] = h_0; S (nb, 3U)
+    scratch. keep, rm, Hs as in lstm_forward (size 0 when unused)."""
+    t_len, nb, g_cols = Z.shape
+    u = R.shape[0]
+    one, half = np.float32(1), np.float32(0.5)
+    gemm(X, W, Z.reshape(t_len * nb, g_cols)[:, : 3 * u], 0.0)
+    for t in range(t_len):
+        if rm.size:
+            for m in range(nb):
+                hs, hp, rmm = Hs[t, m], H[t, m], rm[m]
+                for j in range(u):
+                    hs[j] = hp[j] * rmm[j]
+            gemm_rows(Hs[t], R, S, 0.0)  # (h_{t-1} * rm) U
+        else:
+            gemm_rows(H[t], R, S, 0.0)  # h_{t-1} U
+        for m in range(nb):
+            z, h, hp = Z[t, m], H[t + 1, m], H[t, m]
+            if keep.size and keep[t, m]:  # masked: h carried over, dz = 0 in backward
+                for j in range(u):
+                    h[j] = hp[j]
+                if record:
+                    for j in range(4 * u):
+                        z[j] = 0
+                    for j in range(4 * u, 5 * u):
+                        z[j] = 1  # dh passes through
+                continue
+            xh, xz, xr = z[:u], z[u : 2 * u], z[2 * u : 3 * u]
+            bh, bz, br = b[:u], b[u : 2 * u], b[2 * u : 3 * u]
+            s = S[m]
+            sz, sr, sh = s[:u], s[u : 2 * u], s[2 * u : 3 * u]
+            for j in range(u):
+                xz[j] = tanh(xz[j] + bz[j] + sz[j]) * half + half  # z
+            for j in range(u):
+                xr[j] = tanh(xr[j] + br[j] + sr[j]) * half + half  # r
+            for j in range(u):
+                sh[j] = sh[j] + b1h[j]  # rhb = h_{t-1} U_h + b1_h
+            for j in range(u):
+                xh[j] = tanh(xh[j] + bh[j] + xr[j] * sh[j])  # hh
+            for j in range(u):
+                h[j] = _flush(xh[j] + xz[j] * (hp[j] - xh[j]))  # h_t
+            if record:  # the chain-rule factors (see backward)
+                rr, zz = z[3 * u : 4 * u], z[4 * u : 5 * u]
+                for j in range(u):
+                    rr[j] = xr[j]
+                for j in range(u):
+                    zz[j] = xz[j]
+                for j in range(u):
+                    xr[j] = sh[j] * xr[j] * (one - xr[j])  # Pr = rhb r (1 - r)
+                for j in range(u):
+                    xz[j] = (hp[j] - xh[j]) * xz[j] * (one - xz[j])  # Pz = (h - hh) z (1 - z)
+                for j in range(u):
+                    xh[j] = (one - zz[j]) * (one - xh[j] * xh[j])  # Ph = (1 - z)(1 - hh^2)
+
+
+@njit(**JIT)
+def gru_backward(Z, RT, dh, gy, rm):
+    """One chunk's backward. Z (T, nb, 5U) holds forward's factors [Ph, Pz, Pr, r, z], and
+    on return every step's [da_h, dz_z, dz_r, d(rhb)] in its first 4U columns; RT (3U, U)
+    the recurrent kernel transposed (order z, r, h); dh (nb, U) the gradient of h_T in and
+    of h_0 out. gy (nb, T, U) the outputs' gradients and rm (nb, U) the recurrent dropout
+    mask: size 0 when unused."""
+    t_len, nb, _ = Z.shape
+    u = RT.shape[1]
+    dhn = np.empty((nb, u), np.float32)
+    for t in range(t_len - 1, -1, -1):
+        for m in range(nb):
+            z, dhm = Z[t, m], dh[m]
+            ph, pz, pr, rr, zz = (
+                z[:u], z[u : 2 * u], z[2 * u : 3 * u], z[3 * u : 4 * u], z[4 * u : 5 * u],
+            )  # fmt: skip
+            if gy.size:
+                gym = gy[m, t]
+                for j in range(u):
+                    dhm[j] += gym[j]
+            for j in range(u):
+                dhm[j] = _flush(dhm[j])
+            for j in range(u):
+                ph[j] = dhm[j] * ph[j]  # da_h
+            for j in range(u):
+                pz[j] = dhm[j] * pz[j]  # dz_z
+            for j in range(u):
+                pr[j] = ph[j] * pr[j]  # dz_r = da_h rhb r (1 - r)
+            for j in range(u):
+                rr[j] = ph[j] * rr[j]  # d(rhb) = da_h r
+            for j in range(u):
+                dhm[j] = dhm[j] * zz[j]  # the direct path: dh z
+        gemm_rows(Z[t, :, u : 4 * u], RT, dhn, 0.0)  # [dz_z, dz_r, d(rhb)] U^T
+        for m in range(nb):
+            dhm, dnm = dh[m], dhn[m]
+            if rm.size:
+                rmm = rm[m]
+                for j in range(u):
+                    dhm[j] += dnm[j] * rmm[j]
+            else:
+                for j in range(u):
+                    dhm[j] += dnm[j]
