@@ -1,15 +1,16 @@
 """The switch for ember's optional compiled kernels (Numba), and the GRU's per-step kernels.
 
-``load(name)`` gives an op its kernel module ``ember.ops.kernels.<name>`` (the LSTM's whole
-time loops live in ``ember.ops.kernels.recurrent``), ``kernels()`` the GRU's per-step
+``load(name)`` gives an op its kernel module ``ember.ops.kernels.<name>`` (the LSTM's and the
+GRU's whole time loops live in ``ember.ops.kernels.recurrent``), ``kernels()`` the GRU's per-step
 elementwise kernels below. Both return None, and the ops take their NumPy path, when Numba is
 not installed, when the environment variable ``EMBER_ACCEL`` is ``0``, or inside
 ``with enabled(False):``. Numba is imported on first use, never at ``import ember``; compiled
 kernels are cached on disk (``cache=True``).
 
-The GRU kernels: the GRU op spends a large share of a step in many small NumPy calls on (U, N)
-arrays, each fast but ~20 per time step. The kernels here do the same arithmetic in one pass
-per step, operation for operation and in the same order, in the arrays' own dtype, with
+The GRU kernels (used where the GRU's compiled loops are not: reset_after=False, float64): the
+GRU op spends a large share of a step in many small NumPy calls on (U, N) arrays, each fast but
+~20 per time step. The kernels here do the same arithmetic in one pass per step, operation for
+operation and in the same order, in the arrays' own dtype, with
 ``fastmath`` off: the same bits as the NumPy path given the same inputs. The GEMMs and every
 tanh stay in NumPy. Measured (benchmarks/rnn_ops.py, batch 32, 100 steps, 64 -> 128 units,
 float32, loaded 2-core machine): GRU forward + backward 5-10% faster.

@@ -44,12 +44,13 @@ multiplied by it (the same mask at every step), as in Keras's cells.
 Speed notes: sigmoid(z) = (1 + tanh(z / 2)) / 2, so with the sigmoid gates' columns of W, U
 and b halved (exact in floating point) one in-place tanh activates all gates of a step. The
 per-step GEMMs run on ``LOOP_BLAS_THREADS`` BLAS threads (see there). With Numba installed
-(off with ``EMBER_ACCEL=0``): the float32 LSTM runs its whole time loops compiled
-(``ember/ops/kernels/recurrent.py``), the batch split into chunks that run on ember's chunk
-runner, one per core (the examples' recurrences are independent), in a batch-major layout;
-the GRU loops' elementwise work runs as compiled per-step kernels (``ember/ops/_accel.py``).
-The NumPy code here is the reference both reproduce (the GRU's bit for bit, the LSTM's to
-float32 rounding: it uses a rational tanh).
+(off with ``EMBER_ACCEL=0``), the float32 LSTM and GRU (reset_after=True) run their whole time
+loops compiled (``ember/ops/kernels/recurrent.py``): the batch split into chunks that run on
+ember's chunk runner, one per core (the examples' recurrences are independent), in a
+batch-major layout. The other GRUs' loops (reset_after=False, float64) run their elementwise
+work as compiled per-step kernels (``ember/ops/_accel.py``). The NumPy code here is the
+reference both reproduce (the per-step kernels bit for bit, the compiled loops to float32
+rounding: they use a rational tanh).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Compiled LSTM loops (Numba): the whole time loop of a batch chunk in one call, float32.
+"""Compiled LSTM and GRU loops (Numba): the whole time loop of a batch chunk in one call,
+float32.
 
-``ember.ops.recurrent.LSTMSequence`` hands each chunk of examples (rows of the batch) to
-``lstm_forward`` / ``lstm_backward`` on ember's chunk runner: the chunks' recurrences are
-independent, so two cores run two halves of the batch at once, and inside a call there is no
-Python at all between time steps. Per step: one GEMM ``z_t += h_{t-1} U`` (OpenBLAS's
-``cblas_sgemm``, called directly, on one BLAS thread) and one pass over the step's gates.
+``ember.ops.recurrent.LSTMSequence`` (and ``GRUSequence`` with reset_after=True) hand each
+chunk of examples (rows of the batch) to ``lstm_forward`` / ``lstm_backward`` (``gru_...``) on
+ember's chunk runner: the chunks' recurrences are independent, so two cores run two halves of
+the batch at once, and inside a call there is no Python at all between time steps. Per step:
+one GEMM ``z_t += h_{t-1} U`` (OpenBLAS's ``cblas_sgemm``, called directly, on one BLAS
+thread) and a few passes over the step's gates.
 
 Layout (batch-major, each chunk's own arrays): ``Z`` (T, nb, G) holds ``x_t W`` of every step
 in its first 4U columns (gates o, i, f, g; o, i, f halved: sigmoid(z) = (1 + tanh(z / 2)) / 2),
