@@ -154,9 +154,12 @@ def test_winograd_rejects_shapes_it_does_not_fit(rng):
         Conv2D.apply(x, w3, algorithm="winograd")
 
 
-def test_fused_relu_without_an_input_gradient_masks_per_chunk(monkeypatch, rng):
-    # the chunked path's dW and db read g * (y > 0) a chunk at a time (a one-channel input)
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fused_relu_without_an_input_gradient_masks_per_chunk(compiled, monkeypatch, rng):
+    # the chunked path's dW and db read g * (y > 0) a chunk at a time (a one-channel input),
+    # with the compiled mask-and-sum kernel or with NumPy
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(_accel, "_STATE", {"on": compiled})
     x = rng.standard_normal((3, 7, 7, 1)).astype(np.float32)
     w = rng.standard_normal((3, 3, 1, 6)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
@@ -165,7 +168,8 @@ def test_fused_relu_without_an_input_gradient_masks_per_chunk(monkeypatch, rng):
     with em.no_grad():
         y = np.asarray(Conv2D.apply(em.tensor(x), em.tensor(w), em.tensor(b), padding="same"))
     masked = (g * (y > 0)).astype(np.float32)
-    plain = run(x, w, b, masked, padding="same", algorithm="im2col", needs_x=False)
+    with _accel.enabled(False):
+        plain = run(x, w, b, masked, padding="same", algorithm="im2col", needs_x=False)
     assert_same(fused[0], np.maximum(plain[0], 0), "y")
     assert_same(fused[2], plain[2], "dw")
     assert_same(fused[3], plain[3], "db")

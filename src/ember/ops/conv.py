@@ -448,19 +448,25 @@ def _dw_chunks(x, g, w_shape, pads, strides, dilation, mask=None, sum_db=True):
     count = -(-n // per)
     parts = np.empty((count, k, o), dtype=g.dtype)
     db = np.empty((count, o), dtype=g.dtype)
-    g3 = g.reshape(n, -1, o)
-    m3 = None if mask is None else mask.reshape(n, -1, o)
+    g3 = np.ascontiguousarray(g).reshape(n, -1, o)
+    m3 = None if mask is None else np.ascontiguousarray(mask).reshape(n, -1, o)
+    kernels = _accel.load("conv") if m3 is not None and sum_db else None
 
     def work(i):
         start, stop = i * per, min(n, i * per + per)
         patches = _chunk_patches(x, start, stop, pads, out_hw, (kh, kw), strides, dilation)
         gi = g3[start:stop].reshape(-1, o)
-        if m3 is not None:
+        if kernels is not None:  # mask and bias gradient in one compiled pass
+            masked = _scratch("masked", gi.shape, g.dtype)
+            db[i] = 0
+            kernels.relu_grad_rows(gi, m3[start:stop].reshape(-1, o), masked, db[i])
+            gi = masked
+        elif m3 is not None:
             keep = _scratch("keep", gi.shape, np.bool_)
             np.greater(m3[start:stop].reshape(-1, o), 0, out=keep)
             gi = np.multiply(gi, keep, out=_scratch("masked", gi.shape, g.dtype))
         np.matmul(patches.T, gi, out=parts[i])
-        if sum_db:
+        if sum_db and kernels is None:
             db[i] = sum_rows(gi)
 
     _workers.run(work, count)

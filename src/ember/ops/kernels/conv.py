@@ -276,3 +276,16 @@ def direct_3x3(xp, wp, o, relu, sh, sw, dh, dw, y, start):
                 if relu:
                     for k in range(o):
                         yr[k] = max(yr[k], zero)
+
+
+@njit(**JIT)
+def relu_grad_rows(g, y, gm, db):
+    """gm = g where y > 0 else 0 (a fused ReLU's gradient), and db += the column sums of gm,
+    for (rows, O) arrays, in one pass (NumPy: a comparison, a product and a sum, 6x slower)."""
+    zero = g.dtype.type(0)
+    rows, o = g.shape
+    for i in range(rows):
+        for k in range(o):
+            v = g[i, k] if y[i, k] > zero else zero
+            gm[i, k] = v
+            db[k] += v
