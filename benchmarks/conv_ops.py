@@ -1,10 +1,12 @@
 """conv2d and max_pool2d (forward + backward) at the shapes of the cnn / cnn_bn workloads,
 ember against PyTorch, interleaved (A B A B ...) so that both see the same machine load.
 
-    python benchmarks/conv_ops.py [--reps 21] [--algorithm im2col|rows]
+    python benchmarks/conv_ops.py [--reps 21] [--algorithm im2col|rows] [--accel]
 
 Prints one line per op and shape: the fastest ember and PyTorch times, their ratio, and the
-median of the per-pair ratios (ember / PyTorch). On a machine shared with other work the
+median of the per-pair ratios (ember / PyTorch). ``--accel`` compares ember with its compiled
+kernels (ember.ops._accel) against ember without them instead of against PyTorch (for conv2d
+with the layer's fused ReLU, as the cnn workload uses it). On a machine shared with other work the
 fastest runs are the ones least disturbed (PyTorch's 2 OpenMP threads suffer more than
 NumPy's from a busy core), so the ratio of minima is the better estimate of a quiet machine.
 PyTorch runs with 2 threads, as in BENCHMARKS.md.
@@ -19,6 +21,7 @@ import time
 import numpy as np
 
 import ember as em
+from ember.ops import _accel
 from ember.ops.conv import Conv2D, conv2d
 from ember.ops.pool import max_pool2d
 
@@ -87,6 +90,39 @@ def bench_conv(torch, n, h, w, c, o, needs_dx, reps, algorithm, rng) -> str:
     )
 
 
+def bench_conv_accel(n, h, w, c, o, needs_dx, reps, rng) -> str:
+    """ember with the compiled kernels (B) against ember without them (A), fused ReLU."""
+    x = rng.standard_normal((n, h, w, c), dtype=np.float32)
+    k = rng.standard_normal((3, 3, c, o), dtype=np.float32) * 0.1
+    b = np.zeros(o, np.float32)
+    g = rng.standard_normal((n, h, w, o), dtype=np.float32)
+    ex = em.tensor(x, requires_grad=needs_dx)
+    ek, eb = em.tensor(k, requires_grad=True), em.tensor(b, requires_grad=True)
+
+    def step(on):
+        def run():
+            with _accel.enabled(on):
+                conv2d(ex, ek, eb, padding="same", _relu=True).backward(g)
+            ek.grad = eb.grad = ex.grad = None
+
+        return run
+
+    def infer(on):
+        def run():
+            with _accel.enabled(on), em.no_grad():
+                conv2d(ex, ek, eb, padding="same", _relu=True)
+
+        return run
+
+    fa, fb, fr = interleaved(infer(False), infer(True), reps)
+    ta, tb, tr = interleaved(step(False), step(True), reps)
+    return (
+        f"conv2d {(h, w, c)}->{o} dx={needs_dx!s:5}  forward: numpy {fa:6.2f} compiled "
+        f"{fb:6.2f} ms ratio {fb / fa:4.2f} (paired {1 / fr:4.2f}) | fwd+bwd: numpy {ta:6.2f} "
+        f"compiled {tb:6.2f} ms ratio {tb / ta:4.2f} (paired {1 / tr:4.2f})"
+    )
+
+
 def bench_pool(torch, n, h, w, c, reps, rng) -> str:
     F = torch.nn.functional
     x = np.maximum(rng.standard_normal((n, h, w, c), dtype=np.float32), 0)  # after a ReLU
@@ -118,9 +154,16 @@ def main() -> None:
     parser.add_argument(
         "--algorithm", default=None, help="force one conv2d forward algorithm (training step)"
     )
+    parser.add_argument(
+        "--accel", action="store_true", help="compiled kernels against none (conv2d only)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
     rng = np.random.default_rng(0)
+    if args.accel:
+        for shape in CONVS:
+            print(bench_conv_accel(*shape, args.reps, rng), flush=True)
+        return
+    torch.set_num_threads(2)
     for shape in CONVS:
         print(bench_conv(torch, *shape, args.reps, args.algorithm, rng), flush=True)
     for shape in POOLS:
