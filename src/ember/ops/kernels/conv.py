@@ -6,7 +6,7 @@ does that with 16 products per (input channel, filter) pair instead of 36:
 
     Y = A^T [ (G w G^T) * (B^T d B) ] A      (* elementwise, over the 4x4 transformed tile)
 
-With the input transform V = B^T d B of every tile and channel laid out as (tiles, 16, C), and
+With the input transform V = B^T d B of every tile and channel laid out as (16, tiles, C), and
 the kernel transform U = G w G^T as (16, C, O), the products summed over channels are 16 GEMMs
 M[k] = V[k] @ U[k] of (tiles, C) x (C, O): 2.25x fewer multiply-adds than the patch matrix's
 (tiles * 4, 9C) x (9C, O) GEMM, and no 9x patch copy. The output transform A^T M A gives the
@@ -52,12 +52,56 @@ def _add(dst, i, s1, a, s2, b, n):
         dst[i, k] = s1[a, k] + s2[b, k]
 
 
+@njit(inline="always", **JIT)
+def _sub_t(dst, i, t, s1, a, s2, b, n):
+    """dst[i, t] = s1[a] - s2[b] over n values (dst 3-D: its rows indexed in place, as a
+    dst[:, t] view has run-time strides, which the loops do not vectorise as well)."""
+    for k in range(n):
+        dst[i, t, k] = s1[a, k] - s2[b, k]
+
+
+@njit(inline="always", **JIT)
+def _add_t(dst, i, t, s1, a, s2, b, n):
+    """dst[i, t] = s1[a] + s2[b] over n values."""
+    for k in range(n):
+        dst[i, t, k] = s1[a, k] + s2[b, k]
+
+
+@njit(inline="always", **JIT)
+def _copy_t(dst, i, t, s1, a, n):
+    """dst[i, t] = s1[a] over n values."""
+    for k in range(n):
+        dst[i, t, k] = s1[a, k]
+
+
+@njit(inline="always", **JIT)
+def _neg_t(dst, i, t, s1, a, n):
+    """dst[i, t] = -s1[a] over n values."""
+    for k in range(n):
+        dst[i, t, k] = -s1[a, k]
+
+
+@njit(inline="always", **JIT)
+def _add3_t(dst, i, src, t, a, b, c, n):
+    """dst[i] = src[a, t] + src[b, t] + src[c, t] over n values."""
+    for k in range(n):
+        dst[i, k] = src[a, t, k] + src[b, t, k] + src[c, t, k]
+
+
+@njit(inline="always", **JIT)
+def _sub3_t(dst, i, src, t, a, b, c, n):
+    """dst[i] = src[a, t] - src[b, t] - src[c, t] over n values."""
+    for k in range(n):
+        dst[i, k] = src[a, t, k] - src[b, t, k] - src[c, t, k]
+
+
 @njit(**JIT)
 def winograd_input(x, mask, masked, start, stop, top, left, th, tw, v):
-    """v[t, k, c] = (B^T d B)[k] for the tiles t of images start:stop of x (N, H, W, C), tile
+    """v[k, t, c] = (B^T d B)[k] for the tiles t of images start:stop of x (N, H, W, C), tile
     (ty, tx) reading rows 2ty - top .. +3 and columns 2tx - left .. +3 (zeros outside x).
-    v is ((stop - start) * th * tw, 16, C): tile-major, so that a tile's 16 rows are written
-    side by side (16 rows a GEMM operand apart map to the same L1 cache sets: 8x slower).
+    v is (16, T, C) with T > (stop - start) * th * tw: C-contiguous (the kernels are compiled
+    for that layout: views with run-time strides ran 2x slower), one (T, C) GEMM operand per
+    transform entry.
 
     With ``masked``, x is read as x * (mask > 0) (a fused ReLU's gradient; mask has x's shape).
     B^T d is applied to 4 whole zero-framed input rows at once, then d B per tile."""
@@ -91,28 +135,13 @@ def winograd_input(x, mask, masked, start, stop, top, left, th, tw, v):
                 _sub(tr, 2 * wp + q, rows, 2 * wp + q, rows, wp + q, c)
                 _sub(tr, 3 * wp + q, rows, wp + q, rows, 3 * wp + q, c)
             for tx in range(tw):
-                vt = v[t]
                 for a in range(4):
                     z = a * wp + 2 * tx
-                    _sub(vt, 4 * a, tr, z, tr, z + 2, c)
-                    _add(vt, 4 * a + 1, tr, z + 1, tr, z + 2, c)
-                    _sub(vt, 4 * a + 2, tr, z + 2, tr, z + 1, c)
-                    _sub(vt, 4 * a + 3, tr, z + 1, tr, z + 3, c)
+                    _sub_t(v, 4 * a, t, tr, z, tr, z + 2, c)
+                    _add_t(v, 4 * a + 1, t, tr, z + 1, tr, z + 2, c)
+                    _sub_t(v, 4 * a + 2, t, tr, z + 2, tr, z + 1, c)
+                    _sub_t(v, 4 * a + 3, t, tr, z + 1, tr, z + 3, c)
                 t += 1
-
-
-@njit(inline="always", **JIT)
-def _add3(dst, i, src, a, b, c, n):
-    """dst[i] = src[a] + src[b] + src[c] over n values."""
-    for k in range(n):
-        dst[i, k] = src[a, k] + src[b, k] + src[c, k]
-
-
-@njit(inline="always", **JIT)
-def _sub3(dst, i, src, a, b, c, n):
-    """dst[i] = src[a] - src[b] - src[c] over n values."""
-    for k in range(n):
-        dst[i, k] = src[a, k] - src[b, k] - src[c, k]
 
 
 @njit(inline="always", **JIT)
@@ -134,7 +163,7 @@ def _out(y, n, r, q, s, a, b, c, sign, bias, relu):
 @njit(**JIT)
 def winograd_output(m, start, stop, th, tw, bias, has_bias, relu, y):
     """y[n, 2ty + i, 2tx + j] = (A^T M A)[i, j] (+ bias, then max(., 0) with relu) for the tiles
-    of images start:stop; m is (tiles, 16, O), y (N, OH, OW, O) (rows and columns past its
+    of images start:stop; m is (16, T, O) (T >= tiles), y (N, OH, OW, O) (rows and columns past its
     edge are not written)."""
     _, oh, ow, o = y.shape
     s = np.empty((8, o), dtype=y.dtype)  # A^T M: 2 rows of 4
@@ -148,10 +177,9 @@ def winograd_output(m, start, stop, th, tw, bias, has_bias, relu, y):
             r = 2 * ty
             for tx in range(tw):
                 q = 2 * tx
-                mt = m[t]
                 for j in range(4):
-                    _add3(s, j, mt, j, 4 + j, 8 + j, o)
-                    _sub3(s, 4 + j, mt, 4 + j, 8 + j, 12 + j, o)
+                    _add3_t(s, j, m, t, j, 4 + j, 8 + j, o)
+                    _sub3_t(s, 4 + j, m, t, 4 + j, 8 + j, 12 + j, o)
                 for i in range(2):
                     if r + i < oh:
                         _out(y, n, r + i, q, s, 4 * i, 4 * i + 1, 4 * i + 2, 1, b, relu)
@@ -178,9 +206,9 @@ def _copy(dst, i, s1, a, n):
 
 @njit(**JIT)
 def winograd_grad(g, mask, masked, start, stop, th, tw, e, db):
-    """e[t, k] = (A g A^T)[k] for the 2x2 output-gradient tiles t of images start:stop of g
-    (N, OH, OW, O) (zeros past its edge); e is (tiles, 16, O). With ``masked``, g is read as
-    g * (mask > 0). Adds the (masked) gradient's sum over pixels to db (O,) (the bias
+    """e[k, t] = (A g A^T)[k] for the 2x2 output-gradient tiles t of images start:stop of g
+    (N, OH, OW, O) (zeros past its edge); e is (16, T, O) (T >= tiles). With ``masked``, g is
+    read as g * (mask > 0). Adds the (masked) gradient's sum over pixels to db (O,) (the bias
     gradient). A g is applied to two whole rows at once, then (A g) A^T per tile."""
     _, oh, ow, o = g.shape
     wq = 2 * tw
@@ -216,13 +244,12 @@ def winograd_grad(g, mask, masked, start, stop, th, tw, e, db):
                 _sub(u, 2 * wq + q, rows, q, rows, wq + q, o)
                 _neg(u, 3 * wq + q, rows, wq + q, o)
             for tx in range(tw):
-                et = e[t]
                 for a in range(4):
                     z = a * wq + 2 * tx
-                    _copy(et, 4 * a, u, z, o)
-                    _add(et, 4 * a + 1, u, z, u, z + 1, o)
-                    _sub(et, 4 * a + 2, u, z, u, z + 1, o)
-                    _neg(et, 4 * a + 3, u, z + 1, o)
+                    _copy_t(e, 4 * a, t, u, z, o)
+                    _add_t(e, 4 * a + 1, t, u, z, u, z + 1, o)
+                    _sub_t(e, 4 * a + 2, t, u, z, u, z + 1, o)
+                    _neg_t(e, 4 * a + 3, t, u, z + 1, o)
                 t += 1
 
 
