@@ -305,9 +305,13 @@ def _unpermute(a, perm):
     return out
 
 
-# The compiled loops split the batch into chunks of at least this many examples, one per
-# core ember's chunk runner may use (each chunk's recurrence is independent of the others').
+# The compiled loops split the batch into chunks of at least _MIN_CHUNK examples, two per
+# thread of ember's chunk runner (each chunk's recurrence is independent of the others'): when
+# a busy machine preempts one thread, the other takes the chunks left (measured on 2 loaded
+# cores, batch 32: LSTM training step 21.1 ms in 4 chunks, 21.8 ms in 2; the same when quiet,
+# as the per-step products run in blocks of 8 rows either way).
 _MIN_CHUNK = 8
+_CHUNKS_PER_THREAD = 2
 
 
 # the compiled loops' unused optional arrays (size 0)
@@ -326,12 +330,12 @@ def _compiled_loops(dt):
 
 
 def _chunks(n: int) -> list:
-    """Row bounds [0, ..., n] of the batch chunks: as many as the chunk runner has threads."""
+    """Row bounds [0, ..., n] of the batch chunks (see _MIN_CHUNK)."""
     from ember.ops.conv import _workers
 
     blas = _workers._blas()
     threads = blas.get_num_threads() if blas else 1
-    count = max(1, min(threads, n // _MIN_CHUNK))
+    count = max(1, min(_CHUNKS_PER_THREAD * threads, n // _MIN_CHUNK))
     return [n * i // count for i in range(count + 1)]
 
 
