@@ -61,15 +61,12 @@ def test_relu_inputs_the_kernels_do_not_take_use_the_numpy_path():
     np.testing.assert_array_equal(g, np.where(strided > 0, gy, 0))
 
 
-def test_relu_kernels_write_exactly_the_elements_asked_for():
+def test_relu_kernel_writes_exactly_the_elements_asked_for():
     from ember.ops.kernels import activation as K
 
-    a = np.linspace(-3, 3, 41).astype(np.float32)
+    out = np.maximum(np.linspace(-3, 3, 41), 0).astype(np.float32)
     g = np.arange(41, dtype=np.float32)
-    out, gx = np.full(41, 9.0, np.float32), np.full(41, 9.0, np.float32)
-    K.relu_forward(a, out, 5, 30)
+    gx = np.full(41, 9.0, np.float32)
     K.relu_backward(g, out, gx, 10, 25)
-    np.testing.assert_array_equal(out[5:30], np.maximum(a[5:30], 0))
-    np.testing.assert_array_equal(gx[10:25], np.where(a[10:25] > 0, g[10:25], 0))
-    assert (out[:5] == 9).all() and (out[30:] == 9).all()
+    np.testing.assert_array_equal(gx[10:25], np.where(out[10:25] > 0, g[10:25], 0))
     assert (gx[:10] == 9).all() and (gx[25:] == 9).all()
