@@ -1007,12 +1007,12 @@ class GRUSequence(Function):
         _run_chunks(work, len(bounds) - 1)
         if record:
             self.saved = ("compiled", k, bounds, saved, kernel, recurrent_kernel, perm, shown)
-            self.opts = (go_backwards, return_sequences, x.dtype, bias is not None)
+            self.opts = (go_backwards, return_sequences, x.dtype)
         return y, h_out
 
     def _backward_compiled(self, gy, gh):
         _, k, bounds, saved, kernel, recurrent_kernel, perm, shown = self.saved
-        go_backwards, return_sequences, x_dtype, has_bias = self.opts
+        go_backwards, return_sequences, x_dtype = self.opts
         need = self.needs_input_grad
         dt = kernel.dtype
         u = recurrent_kernel.shape[0]
