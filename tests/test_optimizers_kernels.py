@@ -256,3 +256,44 @@ def test_state_restored_in_c_order_into_a_fortran_weight_resumes_identically():
     for g in grads[2:]:
         resumed.apply_gradients([(g, q)])
     np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_views_kept_between_steps_follow_set_state_new_arrays_and_new_slots():
+    r = np.random.default_rng(7)
+    grads = [r.standard_normal((40, 30)).astype(np.float32) for _ in range(6)]
+
+    def trajectory(accel):
+        p = em.Parameter(np.ones((40, 30), np.float32), name="w")
+        opt = O.SGD(0.05, momentum=0.5)
+        with _accel.enabled(accel):
+            opt.apply_gradients([(grads[0], p)])
+            saved = opt.get_state()
+            opt.apply_gradients([(grads[1], p)])
+            opt.set_state(saved)  # the momentum of step 1 again, in new arrays
+            opt.apply_gradients([(grads[2], p)])
+            p.data = p.data.copy()  # a new weight array (as a model reload may do)
+            opt.apply_gradients([(grads[3], p)])
+            opt.momentum = 0.0  # the rule drops its slot...
+            opt.apply_gradients([(grads[4], p)])
+            opt.momentum = 0.9  # ...and takes it up again
+            opt.apply_gradients([(grads[5], p)])
+        return p.data, opt.get_state()
+
+    (w_on, s_on), (w_off, s_off) = trajectory(True), trajectory(False)
+    np.testing.assert_allclose(w_on, w_off, rtol=1e-6, atol=1e-7)
+    _assert_same(s_on, s_off)
+    # by hand (set_state restores the optimizer, not the weight)
+    lr = np.float32(0.05)
+    w = np.ones((40, 30), np.float32)
+    m1 = -(grads[0] * lr)
+    w = w + m1
+    w = w + (m1 * np.float32(0.5) - grads[1] * lr)
+    m = m1 * np.float32(0.5) - grads[2] * lr
+    w = w + m
+    m = m * np.float32(0.5) - grads[3] * lr
+    w = w + m
+    w = w - grads[4] * lr
+    m = m * np.float32(0.9) - grads[5] * lr
+    w = w + m
+    np.testing.assert_allclose(w_on, w, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s_on["w/momentum"], m, rtol=1e-6, atol=1e-7)

@@ -200,6 +200,7 @@ class Optimizer:
         self._exclude_wd_re = None
         self._slots: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[tuple, np.ndarray] = {}
+        self._flat: dict[str, tuple] = {}  # weight name -> _flat_state's views and their keys
 
     # ------------------------------------------------------------------ configuration
     def _check_params(self, params) -> list:
@@ -352,15 +353,20 @@ class Optimizer:
                 if self.weight_decay is not None and self._uses_weight_decay(k)
                 else None
             )
-            slots = self._slots_for(k, w)
-            order = _layout(w)
-            if order is not None and not g.flags[_CONTIGUOUS[order]]:
-                # the weight, its state and the scratch buffer share one memory order: one
-                # copy of the gradient costs less than a dozen passes mixing two orders
-                g = np.asarray(g, order=order)
-            if kernels is not None and _fusable(w, g, slots, order):
-                _fused_in_chunks(self._fused, kernels, w, g, plr, slots, decay, order)
+            flat = self._flat_state(k, w) if kernels is not None else None
+            if flat is not None:  # the compiled rule, on flat views
+                order, flat_w, flat_slots = flat
+                if not g.flags[_CONTIGUOUS[order]]:
+                    g = np.asarray(g, order=order)  # e.g. a C-ordered gradient, a F weight
+                flat_g = g.reshape(-1, order=order)
+                _fused_in_chunks(self._fused, kernels, flat_w, flat_g, plr, flat_slots, decay)
             else:
+                slots = self._slots_for(k, w)
+                order = _layout(w)
+                if order is not None and not g.flags[_CONTIGUOUS[order]]:
+                    # the weight, its state and the scratch buffer share one memory order: one
+                    # copy of the gradient costs less than a dozen passes mixing two orders
+                    g = np.asarray(g, order=order)
                 scratch = self._scratch_for(w)
                 if decay is not None:
                     np.multiply(w, decay, out=scratch)
@@ -373,6 +379,26 @@ class Optimizer:
             if constraint is not None:
                 np.copyto(w, _raw(constraint(w)), casting="same_kind")
         self.iterations += 1
+
+    def _flat_state(self, key: str, w: np.ndarray):
+        """``(order, flat weight, {slot: flat state})`` for the compiled rule: views of the
+        weight and its state flattened in the weight's memory order, or None when they cannot
+        be (then the NumPy rule runs; see ``_fusable``). Kept from step to step while the
+        weight array, its state dict and the slot names stay the same objects, so a step does
+        not re-check every array of every weight (set_state makes new state dicts)."""
+        names = self._slot_names()
+        slots = self._slots.get(key)
+        cached = self._flat.get(key)
+        if cached is not None and cached[0] is w and cached[1] is slots and cached[2] == names:
+            return cached[3]
+        slots = self._slots_for(key, w)
+        order = _layout(w)
+        flat = None
+        if _fusable(w, slots, order):
+            flat_slots = {s: a.reshape(-1, order=order) for s, a in slots.items() if s in names}
+            flat = (order, w.reshape(-1, order=order), flat_slots)
+        self._flat[key] = (w, slots, names, flat)
+        return flat
 
     def _kernels(self):
         """The compiled update kernels (``ember.ops.kernels.optim``) when this optimizer's rule
@@ -469,6 +495,7 @@ class Optimizer:
         if "learning_rate" in state and not callable(self._learning_rate):
             self.learning_rate = float(np.asarray(state["learning_rate"]))
         self._slots = slots
+        self._flat = {}
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict:
@@ -568,30 +595,29 @@ def _layout(a: np.ndarray) -> str | None:
 _CONTIGUOUS = {"C": "C_CONTIGUOUS", "F": "F_CONTIGUOUS"}
 
 
-def _fusable(w: np.ndarray, g: np.ndarray, slots: dict, order: str | None) -> bool:
-    """Whether the compiled update can run on flat views of the weight, its gradient and its
-    state in memory order ``order`` (``_layout(w)``): each contiguous in it, float32 (float64,
-    e.g. gradcheck, keeps the NumPy rule). A weight may be Fortran-ordered (an Orthogonal
-    initializer's transpose): its state is made in the same order (``_slots_for``)."""
-    if order is None or w.dtype != np.float32 or g.dtype != np.float32 or not w.flags.writeable:
+def _fusable(w: np.ndarray, slots: dict, order: str | None) -> bool:
+    """Whether the compiled update can run on flat views of the weight and its state in memory
+    order ``order`` (``_layout(w)``): each contiguous in it and writeable, float32 (float64,
+    e.g. gradcheck, keeps the NumPy rule; the gradient has the weight's dtype by then). A
+    weight may be Fortran-ordered (an Orthogonal initializer's transpose): its state is made in
+    the same order (``_slots_for``)."""
+    if order is None or w.dtype != np.float32 or not w.flags.writeable:
         return False
     flag = _CONTIGUOUS[order]
-    return g.flags[flag] and all(a.flags[flag] and a.flags.writeable for a in slots.values())
+    return all(a.flags[flag] and a.flags.writeable for a in slots.values())
 
 
 _FUSED_CHUNK = 1 << 20  # elements per chunk of a fused update on the workers (see below)
 _NO_SLOT = np.empty(0, dtype=np.float32)  # stands for a state the rule does not use
 
 
-def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay, order: str = "C") -> None:
-    """Run a fused update on the arrays flattened in ``order`` (views: every array is contiguous
-    in it), in chunks on the workers for a large weight (each chunk runs the same per-element
-    arithmetic, so the bits do not depend on the split)."""
-    flat_w, flat_g = w.reshape(-1, order=order), g.reshape(-1, order=order)
-    flat_slots = {name: arr.reshape(-1, order=order) for name, arr in slots.items()}
-    n = flat_w.size
+def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay) -> None:
+    """Run a fused update on flat views (1-D, one memory order), in chunks on the workers for a
+    large weight (each chunk runs the same per-element arithmetic, so the bits do not depend on
+    the split)."""
+    n = w.size
     if n < 2 * _FUSED_CHUNK:
-        fused(kernels, flat_w, flat_g, lr, flat_slots, decay)
+        fused(kernels, w, g, lr, slots, decay)
         return
     from ember.ops.conv import _workers  # the conv op's chunk runner (loaded on first use)
 
@@ -600,8 +626,8 @@ def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay, order: str = "C") -
 
     def work(i):
         lo, hi = i * per, min(n, (i + 1) * per)
-        part = {k: a[lo:hi] for k, a in flat_slots.items()}
-        fused(kernels, flat_w[lo:hi], flat_g[lo:hi], lr, part, decay)
+        part = {k: a[lo:hi] for k, a in slots.items()}
+        fused(kernels, w[lo:hi], g[lo:hi], lr, part, decay)
 
     _workers.run(work, count)
 
