@@ -536,7 +536,7 @@ def _conv_winograd(k, x, w, b, top: int, left: int, out_hw, relu=False, mask=Non
     (+ bias, relu) while the chunk is in cache. ``top``/``left``: the padding before; the
     padding after is implied by the output size. With ``mask``, the input is x * (mask > 0)
     (a fused ReLU's gradient), never formed."""
-    x = np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x, dtype=np.result_type(x, w))
     masked = mask is not None
     mask = np.ascontiguousarray(mask) if masked else x
     n, _, _, c = x.shape
@@ -606,7 +606,8 @@ def _dw_winograd(k, x, g, w_shape, top: int, left: int, mask=None):
     V[k]^T @ E[k], and db the sum of g, both summed in a fixed order (groups of chunks, each
     in chunk order: the same bits on any number of threads). With ``mask``, g is read as
     g * (mask > 0) (a fused ReLU), never formed."""
-    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
+    dtype = np.result_type(x, g)
+    x, g = np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(g, dtype=dtype)
     masked = mask is not None
     mask = np.ascontiguousarray(mask) if masked else g
     n, _, _, c = x.shape
@@ -718,7 +719,8 @@ class Conv2D(Function):
         ):
             raise EmberValueError(f"conv2d: algorithm={algo!r} does not fit these shapes")
         # the compiled Winograd path: by default for the shapes where it was measured to win
-        kernels = _accel.load("conv") if winograd_fits else None
+        wanted = algorithm in (None, "winograd") or dx_algorithm == "winograd"
+        kernels = _accel.load("conv") if winograd_fits and wanted else None
         if algorithm is None and algo == "chunks" and _kernels(x, w, strides, dilation):
             algo = "winograd"
         dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides, (hp, wp), (oh, ow))
