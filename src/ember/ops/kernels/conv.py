@@ -286,12 +286,29 @@ def direct_3x3(xp, wp, o, relu, sh, sw, dh, dw, y, start):
                     x6, x7, x8 = xp[n, r2, q0, c], xp[n, r2, q1, c], xp[n, r2, q2, c]
                     z = 9 * c * p
                     wc = wp[z : z + 9 * p]
-                    if c == 0:
+                    cut = relu and c == cin - 1  # the ReLU with the last channel's sums
+                    if c == 0 and cut:
+                        for k in range(o):
+                            yr[k] = max(
+                                wp[bias + k] + x0 * wc[k] + x1 * wc[p + k] + x2 * wc[2 * p + k]
+                                + x3 * wc[3 * p + k] + x4 * wc[4 * p + k] + x5 * wc[5 * p + k]
+                                + x6 * wc[6 * p + k] + x7 * wc[7 * p + k] + x8 * wc[8 * p + k],
+                                zero,
+                            )  # fmt: skip
+                    elif c == 0:
                         for k in range(o):
                             yr[k] = (
                                 wp[bias + k] + x0 * wc[k] + x1 * wc[p + k] + x2 * wc[2 * p + k]
                                 + x3 * wc[3 * p + k] + x4 * wc[4 * p + k] + x5 * wc[5 * p + k]
                                 + x6 * wc[6 * p + k] + x7 * wc[7 * p + k] + x8 * wc[8 * p + k]
+                            )  # fmt: skip
+                    elif cut:
+                        for k in range(o):
+                            yr[k] = max(
+                                yr[k] + x0 * wc[k] + x1 * wc[p + k] + x2 * wc[2 * p + k]
+                                + x3 * wc[3 * p + k] + x4 * wc[4 * p + k] + x5 * wc[5 * p + k]
+                                + x6 * wc[6 * p + k] + x7 * wc[7 * p + k] + x8 * wc[8 * p + k],
+                                zero,
                             )  # fmt: skip
                     else:
                         for k in range(o):
@@ -300,9 +317,6 @@ def direct_3x3(xp, wp, o, relu, sh, sw, dh, dw, y, start):
                                 + x3 * wc[3 * p + k] + x4 * wc[4 * p + k] + x5 * wc[5 * p + k]
                                 + x6 * wc[6 * p + k] + x7 * wc[7 * p + k] + x8 * wc[8 * p + k]
                             )  # fmt: skip
-                if relu:
-                    for k in range(o):
-                        yr[k] = max(yr[k], zero)
 
 
 @njit(**JIT)
