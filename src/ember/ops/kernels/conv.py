@@ -149,15 +149,18 @@ def _out(y, n, r, q, s, a, b, c, sign, bias, relu):
     """y[n, r, q] = s[a] + sign * (s[b] + sign * s[c]) + bias, then max(., 0) with relu."""
     zero = y.dtype.type(0)
     o = y.shape[3]
-    if sign > 0:
+    if sign > 0 and relu:
+        for k in range(o):
+            y[n, r, q, k] = max(s[a, k] + s[b, k] + s[c, k] + bias[k], zero)
+    elif sign > 0:
         for k in range(o):
             y[n, r, q, k] = s[a, k] + s[b, k] + s[c, k] + bias[k]
+    elif relu:
+        for k in range(o):
+            y[n, r, q, k] = max(s[a, k] - s[b, k] - s[c, k] + bias[k], zero)
     else:
         for k in range(o):
             y[n, r, q, k] = s[a, k] - s[b, k] - s[c, k] + bias[k]
-    if relu:
-        for k in range(o):
-            y[n, r, q, k] = max(y[n, r, q, k], zero)
 
 
 @njit(**JIT)
