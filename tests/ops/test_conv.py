@@ -3,6 +3,9 @@ transcription of its definition, gradcheck over every padding/stride/dilation co
 every algorithm, dtypes and errors."""
 
 import itertools
+import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -362,3 +365,39 @@ def test_fused_relu_gradcheck(float64, rng):
     w = em.tensor(rng.standard_normal((3, 3, 4, 3)), requires_grad=True)
     b = em.tensor(rng.standard_normal(3), requires_grad=True)
     assert em.gradcheck(lambda x, w, b: conv2d(x, w, b, padding="same", _relu=True), [x, w, b])
+
+
+def test_chunk_runner_spreads_threads_and_restores_the_callers_cores(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a Linux machine with at least two cores to spread threads over")
+    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
+    before = os.sched_getaffinity(0)
+    seen = {}
+
+    def work(i):
+        seen.setdefault(threading.get_ident(), os.sched_getaffinity(0))
+        time.sleep(0.01)  # long enough for the helper to take a chunk
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        conv_module._workers.run(work, 8)
+    assert os.sched_getaffinity(0) == before  # the caller's cores are given back
+    caller = seen.pop(threading.get_ident())
+    assert len(caller) == 1  # held on one core during the run
+    for cores in seen.values():  # helpers, if any ran, stayed off the caller's core
+        assert not (cores & caller)
+
+
+def test_chunk_runner_finds_numpys_blas_among_several():
+    class Lib:
+        def __init__(self, path):
+            self.filepath = path
+
+    numpy_lib = Lib("/site-packages/numpy.libs/libscipy_openblas64_-1.so")
+    scipy_lib = Lib("/site-packages/scipy.libs/libscipy_openblas-2.so")
+    system_lib = Lib("/usr/lib/libopenblas.so.0")
+    assert conv_module._numpys_blas([numpy_lib, scipy_lib]) is numpy_lib
+    assert conv_module._numpys_blas([scipy_lib, numpy_lib]) is numpy_lib
+    assert conv_module._numpys_blas([system_lib, scipy_lib]) is system_lib
+    assert conv_module._numpys_blas([system_lib]) is system_lib
+    assert conv_module._numpys_blas([Lib("/a/libopenblas.so"), Lib("/b/libmkl.so")]) is False

@@ -267,6 +267,48 @@ def _patches_channel_major(xp, out_hw, window, strides, dilation) -> np.ndarray:
 _CHUNK_BYTES = 1 << 20  # one chunk's patch matrix: half a core's L2 cache (measured best)
 
 
+def _numpys_blas(libs):
+    """NumPy's own BLAS among the loaded ones (threadpoolctl controllers), or False.
+
+    SciPy's wheels bring a second OpenBLAS (sparse and linalg load it, e.g. the Embedding op's
+    backward): picking "the only BLAS" failed once SciPy was imported first, and every chunk
+    then ran serial (measured: the lstm step 12 -> 17.6 ms in a run where SciPy came first).
+    """
+    if len(libs) == 1:
+        return libs[0]
+    for keep in (lambda p: "numpy" in p, lambda p: "scipy" not in p):
+        mine = [c for c in libs if keep(str(c.filepath).lower())]
+        if len(mine) == 1:
+            return mine[0]
+    return False
+
+
+def _cpus_of_this_thread():
+    """The cores this thread may run on (None where the OS cannot say)."""
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return None
+
+
+def _current_cpu():
+    """The core this thread runs on now (glibc's sched_getcpu), or None."""
+    if _GETCPU[0] is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
+            fn.restype = ctypes.c_int
+            _GETCPU[0] = fn
+        except (OSError, AttributeError):
+            _GETCPU[0] = False
+    cpu = _GETCPU[0]() if _GETCPU[0] else -1
+    return cpu if cpu >= 0 else None
+
+
+_GETCPU = [None]  # glibc's sched_getcpu once looked up, False where there is none
+
+
 class _Workers:
     """Runs ``work(i)`` for every chunk i on the calling thread plus helper threads, one per
     BLAS thread the user allows, each BLAS call on one thread. NumPy releases the GIL in copies
@@ -293,7 +335,7 @@ class _Workers:
                 from threadpoolctl import ThreadpoolController
 
                 libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-                self.blas = libs[0] if len(libs) == 1 else False
+                self.blas = _numpys_blas(libs)
             except Exception:  # not installed, or an unusual setup: stay serial
                 self.blas = False
         return self.blas
@@ -302,6 +344,14 @@ class _Workers:
     # work (measured on cnn steps: 28 ms at the median of a loaded machine, against 134-272 ms
     # with OpenBLAS's 2 threads per chunk GEMM)
     serial_blas_threads = 1
+
+    # Spread a run's threads over different cores: for the length of a run the calling thread
+    # is held on the core it is on and the helpers on the others (both set back after). After
+    # the process has slept (between batches, or the benchmark's pauses), Linux woke the helper
+    # on the caller's core and left both there for tens of milliseconds: measured on lstm
+    # inference after a 0.2 s sleep, 7.5 ms per forward (no faster than one thread) against
+    # 4.3 ms with the threads spread (4.1 ms either way without the sleep).
+    spread_threads = True
 
     def run(self, work, count: int) -> None:
         blas = self._blas()
@@ -326,17 +376,26 @@ class _Workers:
                 self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="ember-conv")
                 self.pid = os.getpid()
             chunks = itertools.count()
+            allowed = _cpus_of_this_thread() if self.spread_threads else None
+            here = _current_cpu() if allowed and len(allowed) > 1 else None
+            others = allowed - {here} if here in (allowed or ()) else None
+            if others:  # see spread_threads
+                os.sched_setaffinity(0, {here})
 
-            def loop():
+            def loop(helper=False):
+                if helper and others:
+                    os.sched_setaffinity(0, others)
                 for i in chunks:
                     if i >= count:
                         return
                     work(i)
 
-            helpers = [self.pool.submit(loop) for _ in range(min(threads, count) - 1)]
+            helpers = [self.pool.submit(loop, True) for _ in range(min(threads, count) - 1)]
             try:
                 loop()
             finally:
+                if others:
+                    os.sched_setaffinity(0, allowed)
                 for h in helpers:
                     # a helper that has not started (its core is busy elsewhere) is not waited
                     # for: this thread has done every chunk
