@@ -345,6 +345,63 @@ def _run_chunks(work, count: int) -> None:
     _workers.run(work, count)
 
 
+def _compiled_masks(masks, recurrent_mask, n, u, dt):
+    """What the compiled loops take of the masks: keep (T, N), the steps whose state is carried
+    over; shown (T, N), Keras's output scale at masked steps (see _Masks); rm (N, U), the
+    recurrent dropout mask. Each None when absent."""
+    keep = None if masks.m is None else ~masks.m
+    shown = None if masks.out_scale is None else masks.out_scale[:, 0]
+    rm = None
+    if recurrent_mask is not None:
+        rm = np.broadcast_to(np.asarray(recurrent_mask, dt), (n, u))
+    return keep, shown, rm
+
+
+def _chunk_inputs(x, n0, n1, go_backwards, dt, keep, rm, u):
+    """One batch chunk's inputs to a compiled loop: X (T*nb, D) time-major, the chunk's keep
+    and recurrent-dropout masks (or the size-0 stand-ins), and Hs, the buffer of the dropped
+    states that the backward needs (only with recurrent dropout)."""
+    t_len, d = x.shape[1], x.shape[2]
+    xc = x[n0:n1, ::-1] if go_backwards else x[n0:n1]
+    X = np.array(xc.transpose(1, 0, 2), dtype=dt, order="C").reshape(-1, d)
+    kc = _NO_KEEP if keep is None else np.ascontiguousarray(keep[:, n0:n1])
+    rmc, Hs = _NO_RM, _NO_HS
+    if rm is not None:
+        rmc = np.ascontiguousarray(rm[n0:n1])
+        Hs = np.empty((t_len, n1 - n0, u), dt)
+    return X, kc, rmc, Hs
+
+
+def _chunk_outputs(H, shown, n0, n1, return_sequences):
+    """A chunk's layer output from its states H (T+1, nb, U), batch-major."""
+    out = H[1:] if return_sequences else H[-1]
+    if shown is not None:  # Keras's outputs at masked steps (see _Masks)
+        out = out * (shown[:, n0:n1, None] if return_sequences else shown[-1, n0:n1, None])
+    return out.transpose(1, 0, 2) if return_sequences else out
+
+
+def _chunk_output_grads(gy, gh, shown, n0, n1, dt, return_sequences):
+    """A chunk's gradients entering the compiled backward: dh (nb, U), the last state's (plus
+    the output's when only the last step is returned), and gyc, every step's output gradient
+    (size 0 when only the last step is returned)."""
+    dh = np.array(gh[n0:n1], dtype=dt, order="C")
+    if not return_sequences:
+        dh += gy[n0:n1] if shown is None else gy[n0:n1] * shown[-1, n0:n1, None]
+        return dh, _NO_GY
+    return dh, gy[n0:n1] if shown is None else gy[n0:n1] * shown[:, n0:n1].T[:, :, None]
+
+
+def _sum_chunks(parts, j):
+    """Sum over the chunks of their j-th partial gradient, in chunk order (same bits on any
+    thread count), or None when it was not needed."""
+    if parts[0][j] is None:
+        return None
+    g = parts[0][j]
+    for p in parts[1:]:
+        g += p[j]
+    return g
+
+
 def _blocks(u: int, order) -> np.ndarray:
     """Column indices that gather gate blocks of width u in the given order."""
     return np.concatenate([np.arange(b * u, (b + 1) * u) for b in order])
@@ -629,11 +686,7 @@ class LSTMSequence(Function):
         b = np.zeros(4 * u, dt) if bias is None else np.ascontiguousarray(bias[perm] * half)
         h0 = _state0("lstm", "h0", h0, n, u, dt).T  # (N, U) views
         c0 = _state0("lstm", "c0", c0, n, u, dt).T
-        keep = None if masks.m is None else ~masks.m  # (T, N): the state is carried over
-        shown = None if masks.out_scale is None else masks.out_scale[:, 0]  # (T, N)
-        rm = None
-        if recurrent_mask is not None:
-            rm = np.broadcast_to(np.asarray(recurrent_mask, dt), (n, u))
+        keep, shown, rm = _compiled_masks(masks, recurrent_mask, n, u, dt)
         y = np.empty((n, t_len, u) if return_sequences else (n, u), dt)
         h_out, c_out = np.empty((n, u), dt), np.empty((n, u), dt)
         bounds = _chunks(n)
@@ -641,22 +694,13 @@ class LSTMSequence(Function):
 
         def work(i):
             n0, n1 = bounds[i], bounds[i + 1]
-            xc = x[n0:n1, ::-1] if go_backwards else x[n0:n1]
-            X = np.array(xc.transpose(1, 0, 2), dtype=dt, order="C").reshape(-1, d)  # (T*nb, D)
+            X, kc, rmc, Hs = _chunk_inputs(x, n0, n1, go_backwards, dt, keep, rm, u)
             Z = np.empty((t_len, n1 - n0, 6 * u if record else 4 * u), dt)
             H = np.empty((t_len + 1, n1 - n0, u), dt)
             H[0] = h0[n0:n1]
             c = np.array(c0[n0:n1], dtype=dt, order="C")
-            kc = _NO_KEEP if keep is None else np.ascontiguousarray(keep[:, n0:n1])
-            rmc, Hs = _NO_RM, _NO_HS
-            if rm is not None:
-                rmc = np.ascontiguousarray(rm[n0:n1])
-                Hs = np.empty((t_len, n1 - n0, u), dt)
             k.lstm_forward(X, W, b, Rh, Z, H, c, record, kc, rmc, Hs)
-            out = H[1:] if return_sequences else H[-1]
-            if shown is not None:  # Keras's outputs at masked steps (see _Masks)
-                out = out * (shown[:, n0:n1, None] if return_sequences else shown[-1, n0:n1, None])
-            y[n0:n1] = out.transpose(1, 0, 2) if return_sequences else out
+            y[n0:n1] = _chunk_outputs(H, shown, n0, n1, return_sequences)
             h_out[n0:n1], c_out[n0:n1] = H[-1], c
             if record:
                 saved[i] = (X, Z, H if rm is None else Hs, kc, rmc)
@@ -686,13 +730,8 @@ class LSTMSequence(Function):
         def work(i):
             n0, n1 = bounds[i], bounds[i + 1]
             X, Z, Hs, kc, rmc = saved[i]
-            dh = np.array(gh[n0:n1], dtype=dt, order="C")
+            dh, gyc = _chunk_output_grads(gy, gh, shown, n0, n1, dt, return_sequences)
             dc = np.array(gc[n0:n1], dtype=dt, order="C")
-            gyc = _NO_GY
-            if not return_sequences:
-                dh += gy[n0:n1] if shown is None else gy[n0:n1] * shown[-1, n0:n1, None]
-            else:
-                gyc = gy[n0:n1] if shown is None else gy[n0:n1] * shown[:, n0:n1].T[:, :, None]
             k.lstm_backward(Z, RqT, dh, dc, gyc, kc, rmc)
             dZ = Z.reshape(t_len * (n1 - n0), 6 * u)[:, : 4 * u]  # every step's dz (4x on o, i, f)
             if need[0]:
@@ -708,13 +747,8 @@ class LSTMSequence(Function):
         _run_chunks(work, len(saved))
         grads = []
         for j in range(3):
-            if parts[0][j] is None:
-                grads.append(None)
-                continue
-            g = parts[0][j]
-            for p in parts[1:]:
-                g += p[j]
-            grads.append(_unpermute(g * quarter, perm))
+            g = _sum_chunks(parts, j)
+            grads.append(None if g is None else _unpermute(g * quarter, perm))
         return (
             dx, *grads, dh0 if _need(self, 4) else None, dc0 if _need(self, 5) else None,
         )  # fmt: skip
@@ -972,11 +1006,7 @@ class GRUSequence(Function):
         W = np.ascontiguousarray((kernel * half)[:, perm])  # (D, 3U)
         Rh = np.ascontiguousarray(recurrent_kernel * half)  # (U, 3U)
         h0 = _state0("gru", "h0", h0, n, u, dt).T  # (N, U) view
-        keep = None if masks.m is None else ~masks.m  # (T, N): the state is carried over
-        shown = None if masks.out_scale is None else masks.out_scale[:, 0]  # (T, N)
-        rm = None
-        if recurrent_mask is not None:
-            rm = np.broadcast_to(np.asarray(recurrent_mask, dt), (n, u))
+        keep, shown, rm = _compiled_masks(masks, recurrent_mask, n, u, dt)
         y = np.empty((n, t_len, u) if return_sequences else (n, u), dt)
         h_out = np.empty((n, u), dt)
         bounds = _chunks(n)
@@ -984,22 +1014,13 @@ class GRUSequence(Function):
 
         def work(i):
             n0, n1 = bounds[i], bounds[i + 1]
-            xc = x[n0:n1, ::-1] if go_backwards else x[n0:n1]
-            X = np.array(xc.transpose(1, 0, 2), dtype=dt, order="C").reshape(-1, d)  # (T*nb, D)
+            X, kc, rmc, Hs = _chunk_inputs(x, n0, n1, go_backwards, dt, keep, rm, u)
             Z = np.empty((t_len, n1 - n0, 5 * u if record else 3 * u), dt)
             H = np.empty((t_len + 1, n1 - n0, u), dt)
             H[0] = h0[n0:n1]
             S = np.empty((n1 - n0, 3 * u), dt)
-            kc = _NO_KEEP if keep is None else np.ascontiguousarray(keep[:, n0:n1])
-            rmc, Hs = _NO_RM, _NO_HS
-            if rm is not None:
-                rmc = np.ascontiguousarray(rm[n0:n1])
-                Hs = np.empty((t_len, n1 - n0, u), dt)
             k.gru_forward(X, W, b0, b1h, Rh, Z, H, S, record, kc, rmc, Hs)
-            out = H[1:] if return_sequences else H[-1]
-            if shown is not None:  # Keras's outputs at masked steps (see _Masks)
-                out = out * (shown[:, n0:n1, None] if return_sequences else shown[-1, n0:n1, None])
-            y[n0:n1] = out.transpose(1, 0, 2) if return_sequences else out
+            y[n0:n1] = _chunk_outputs(H, shown, n0, n1, return_sequences)
             h_out[n0:n1] = H[-1]
             if record:
                 saved[i] = (X, Z, H if rm is None else Hs, rmc)
@@ -1028,12 +1049,7 @@ class GRUSequence(Function):
         def work(i):
             n0, n1 = bounds[i], bounds[i + 1]
             X, Z, Hs, rmc = saved[i]
-            dh = np.array(gh[n0:n1], dtype=dt, order="C")
-            gyc = _NO_GY
-            if not return_sequences:
-                dh += gy[n0:n1] if shown is None else gy[n0:n1] * shown[-1, n0:n1, None]
-            else:
-                gyc = gy[n0:n1] if shown is None else gy[n0:n1] * shown[:, n0:n1].T[:, :, None]
+            dh, gyc = _chunk_output_grads(gy, gh, shown, n0, n1, dt, return_sequences)
             k.gru_backward(Z, RT, dh, gyc, rmc)
             dZ = Z.reshape(t_len * (n1 - n0), 5 * u)
             dZx, dZh = dZ[:, : 3 * u], dZ[:, u : 4 * u]  # input side (h, z, r), h side (z, r, h)
@@ -1049,16 +1065,7 @@ class GRUSequence(Function):
             dh0[n0:n1] = dh
 
         _run_chunks(work, len(saved))
-        grads = []
-        for j in range(4):
-            if parts[0][j] is None:
-                grads.append(None)
-                continue
-            g = parts[0][j]
-            for p in parts[1:]:
-                g += p[j]
-            grads.append(g)
-        dw, du, db0, db1 = grads
+        dw, du, db0, db1 = (_sum_chunks(parts, j) for j in range(4))
         dw, db0 = _unpermute(dw, perm), _unpermute(db0, perm)
         db = None if db0 is None else np.stack([db0, db1])
         return dx, dw, du, db, dh0 if _need(self, 4) else None
