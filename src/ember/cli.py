@@ -30,9 +30,19 @@ def _info(args) -> int:
         cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
         blas = (cfg or {}).get("Build Dependencies", {}).get("blas", {})
         print(f"blas {blas.get('name', '?')} {blas.get('version', '')}".rstrip())
+    import importlib.util
     import os
 
     print(f"cpus {os.cpu_count()}  floatx {ember.floatx()}")
+    # the optional compiled kernels (the `accel` extra): whether the ops would use them
+    if importlib.util.find_spec("numba") is None:
+        print("accel off (Numba is not installed: pip install 'ember[accel]')")
+    elif os.environ.get("EMBER_ACCEL", "1") == "0":
+        print("accel off (EMBER_ACCEL=0)")
+    else:
+        from importlib.metadata import version
+
+        print(f"accel on (numba {version('numba')})")
     return 0
 
 
