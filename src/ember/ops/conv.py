@@ -309,6 +309,14 @@ def _current_cpu():
 _GETCPU = [None]  # glibc's sched_getcpu once looked up, False where there is none
 
 
+def _pin(cores) -> None:
+    """Hold this thread on ``cores``; a refusal (a cpuset changed under us) only costs speed."""
+    try:
+        os.sched_setaffinity(0, cores)
+    except OSError:
+        pass
+
+
 class _Workers:
     """Runs ``work(i)`` for every chunk i on the calling thread plus helper threads, one per
     BLAS thread the user allows, each BLAS call on one thread. NumPy releases the GIL in copies
@@ -380,11 +388,11 @@ class _Workers:
             here = _current_cpu() if allowed and len(allowed) > 1 else None
             others = allowed - {here} if here in (allowed or ()) else None
             if others:  # see spread_threads
-                os.sched_setaffinity(0, {here})
+                _pin({here})
 
             def loop(helper=False):
                 if helper and others:
-                    os.sched_setaffinity(0, others)
+                    _pin(others)
                 for i in chunks:
                     if i >= count:
                         return
@@ -395,7 +403,7 @@ class _Workers:
                 loop()
             finally:
                 if others:
-                    os.sched_setaffinity(0, allowed)
+                    _pin(allowed)
                 for h in helpers:
                     # a helper that has not started (its core is busy elsewhere) is not waited
                     # for: this thread has done every chunk
