@@ -372,6 +372,7 @@ def test_chunk_runner_spreads_threads_and_restores_the_callers_cores(monkeypatch
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a Linux machine with at least two cores to spread threads over")
     monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
+    monkeypatch.setattr(conv_module, "_others_running", lambda: 0)  # as on a quiet machine
     before = os.sched_getaffinity(0)
     seen = {}
 
@@ -401,3 +402,16 @@ def test_chunk_runner_finds_numpys_blas_among_several():
     assert conv_module._numpys_blas([system_lib, scipy_lib]) is system_lib
     assert conv_module._numpys_blas([system_lib]) is system_lib
     assert conv_module._numpys_blas([Lib("/a/libopenblas.so"), Lib("/b/libmkl.so")]) is False
+
+
+def test_chunk_runner_leaves_threads_free_on_a_busy_machine(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a Linux machine with at least two cores to spread threads over")
+    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])
+    monkeypatch.setattr(conv_module, "_others_running", lambda: 1 << 30)
+    before = os.sched_getaffinity(0)
+    during = []
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        conv_module._workers.run(lambda i: during.append(os.sched_getaffinity(0)), 4)
+    assert during and all(cores == before for cores in during)
