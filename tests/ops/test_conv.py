@@ -409,9 +409,16 @@ def test_chunk_runner_leaves_threads_free_on_a_busy_machine(monkeypatch):
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a Linux machine with at least two cores to spread threads over")
     monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])
-    monkeypatch.setattr(conv_module, "_others_running", lambda: 1 << 30)
     before = os.sched_getaffinity(0)
     during = []
+
+    def work(i):
+        during.append(os.sched_getaffinity(0))
+        time.sleep(0.01)  # long enough for the helper to take a chunk
+
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        conv_module._workers.run(lambda i: during.append(os.sched_getaffinity(0)), 4)
+        monkeypatch.setattr(conv_module, "_others_running", lambda: 0)
+        conv_module._workers.run(lambda i: time.sleep(0.01), 4)  # helpers pinned once
+        monkeypatch.setattr(conv_module, "_others_running", lambda: 1 << 30)
+        conv_module._workers.run(work, 4)
     assert during and all(cores == before for cores in during)

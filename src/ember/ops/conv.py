@@ -413,8 +413,8 @@ class _Workers:
                 _pin({here})
 
             def loop(helper=False):
-                if helper and others:
-                    _pin(others)
+                if helper and allowed:  # off our core, or free again after a spread run
+                    _pin(others or allowed)
                 for i in chunks:
                     if i >= count:
                         return
