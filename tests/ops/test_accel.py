@@ -96,10 +96,10 @@ def _close32(fast, ref):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * scale)
 
 
-def _spy_lstm_loops(monkeypatch) -> dict:
-    """Count calls of the compiled LSTM loops."""
+def _spy_loops(monkeypatch, kind: str) -> dict:
+    """Count calls of the compiled loops of ``kind`` ("lstm" or "gru")."""
     kr = _compiled_lstm()
-    calls = {"lstm_forward": 0, "lstm_backward": 0}
+    calls = {f"{kind}_forward": 0, f"{kind}_backward": 0}
     for name in calls:
         real = getattr(kr, name)
 
@@ -127,7 +127,7 @@ COMPILED_CASES = {
 def test_lstm_compiled_loops_equal_numpy_path_in_float32(monkeypatch, case, chunks):
     if chunks is not None:  # the batch in two chunks (as on two cores), whatever the machine
         monkeypatch.setattr(R, "_chunks", lambda n: chunks)
-    calls = _spy_lstm_loops(monkeypatch)
+    calls = _spy_loops(monkeypatch, "lstm")
     fast = _lstm_run(True, np.float32, COMPILED_CASES[case])
     n_chunks = 1 if chunks is None else len(chunks) - 1
     assert calls == {"lstm_forward": n_chunks, "lstm_backward": n_chunks}
@@ -157,7 +157,7 @@ def test_lstm_compiled_loops_hold_over_long_sequences_and_saturated_gates(monkey
 
 @needs_compiled_lstm
 def test_lstm_inference_runs_compiled_without_recording(monkeypatch):
-    calls = _spy_lstm_loops(monkeypatch)
+    calls = _spy_loops(monkeypatch, "lstm")
     rng = np.random.default_rng(0)
     args = _lstm_inputs(np.float32, rng, with_states=True)
     with _accel.enabled(True), em.no_grad():
@@ -171,7 +171,7 @@ def test_lstm_inference_runs_compiled_without_recording(monkeypatch):
 @needs_compiled_lstm
 def test_lstm_float64_takes_the_numpy_path(monkeypatch):
     em.set_floatx("float64")
-    calls = _spy_lstm_loops(monkeypatch)
+    calls = _spy_loops(monkeypatch, "lstm")
     out = _lstm_run(True, np.float64, {"states": True})
     assert calls == {"lstm_forward": 0, "lstm_backward": 0}
     assert all(a.dtype == np.float64 for a in out)
@@ -281,25 +281,11 @@ def test_gru_accelerated_equals_numpy_path(dtype, case):
         np.testing.assert_allclose(a, b, rtol=8 * eps, atol=8 * eps)
 
 
-def _spy_gru_loops(monkeypatch) -> dict:
-    kr = _compiled_lstm()
-    calls = {"gru_forward": 0, "gru_backward": 0}
-    for name in calls:
-        real = getattr(kr, name)
-
-        def spy(*a, _real=real, _name=name):
-            calls[_name] += 1
-            return _real(*a)
-
-        monkeypatch.setattr(kr, name, spy)
-    return calls
-
-
 @needs_compiled_lstm
 @pytest.mark.parametrize("case", [c for c in GRU_CASES if GRU_CASES[c].get("reset_after", True)])
 def test_gru_compiled_loops_in_two_chunks_equal_numpy_path(monkeypatch, case):
     monkeypatch.setattr(R, "_chunks", lambda n: [0, 2, 3])
-    calls = _spy_gru_loops(monkeypatch)
+    calls = _spy_loops(monkeypatch, "gru")
     fast = _gru_run(True, np.float32, GRU_CASES[case])
     assert calls == {"gru_forward": 2, "gru_backward": 2}
     _close32(fast, _gru_run(False, np.float32, GRU_CASES[case]))
@@ -307,7 +293,7 @@ def test_gru_compiled_loops_in_two_chunks_equal_numpy_path(monkeypatch, case):
 
 @needs_compiled_lstm
 def test_gru_reset_before_and_float64_take_the_numpy_path(monkeypatch):
-    calls = _spy_gru_loops(monkeypatch)
+    calls = _spy_loops(monkeypatch, "gru")
     _gru_run(True, np.float32, {"reset_after": False})
     em.set_floatx("float64")
     _gru_run(True, np.float64, {})

@@ -165,6 +165,16 @@ _TINY = np.float32(np.finfo(np.float32).tiny / np.finfo(np.float32).eps)
 
 
 @njit(inline="always", **JIT)
+def _drop(h, rm, out):
+    """out = h * rm (nb, U): the state that meets the recurrent kernel under recurrent
+    dropout."""
+    for m in range(h.shape[0]):
+        hm, rmm, om = h[m], rm[m], out[m]
+        for j in range(h.shape[1]):
+            om[j] = hm[j] * rmm[j]
+
+
+@njit(inline="always", **JIT)
 def _flush(v):
     return np.float32(0) if abs(v) < _TINY else v  # a NaN stays NaN
 
@@ -193,10 +203,7 @@ def lstm_forward(X, W, b, R, Z, H, c, record, keep, rm, Hs):
     gemm(X, W, Z.reshape(t_len * nb, g_cols)[:, : 4 * u], 0.0)
     for t in range(t_len):
         if rm.size:
-            for m in range(nb):
-                hs, hp, rmm = Hs[t, m], H[t, m], rm[m]
-                for j in range(u):
-                    hs[j] = hp[j] * rmm[j]
+            _drop(H[t], rm, Hs[t])
             gemm_rows(Hs[t], R, Z[t, :, : 4 * u], 1.0)  # z_t += (h_{t-1} * rm) U
         else:
             gemm_rows(H[t], R, Z[t, :, : 4 * u], 1.0)  # z_t += h_{t-1} U
@@ -316,10 +323,7 @@ def gru_forward(X, W, b, b1h, R, Z, H, S, record, keep, rm, Hs):
     gemm(X, W, Z.reshape(t_len * nb, g_cols)[:, : 3 * u], 0.0)
     for t in range(t_len):
         if rm.size:
-            for m in range(nb):
-                hs, hp, rmm = Hs[t, m], H[t, m], rm[m]
-                for j in range(u):
-                    hs[j] = hp[j] * rmm[j]
+            _drop(H[t], rm, Hs[t])
             gemm_rows(Hs[t], R, S, 0.0)  # (h_{t-1} * rm) U
         else:
             gemm_rows(H[t], R, S, 0.0)  # h_{t-1} U
