@@ -110,7 +110,9 @@ def test_a_killed_worker_is_replaced_and_the_study_completes(tmp_path):
         except (KeyError, ValueError):  # the study does not exist yet
             trials = []
         states = [t.state.name for t in trials]
-        if states.count("COMPLETE") >= 2 and "RUNNING" in states:
+        # a running trial that has started (recorded its seed: its heartbeat thread is on)
+        started = any(t.state.name == "RUNNING" and "seed" in t.user_attrs for t in trials)
+        if states.count("COMPLETE") >= 2 and started:
             break
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)

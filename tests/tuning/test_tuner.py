@@ -357,3 +357,20 @@ def test_bad_sampler_and_pruner_names_are_refused():
         BayesianOptimization(build, {"units": [4]}, sampler="cma")
     with pytest.raises(EmberValueError, match="pruner must be"):
         RandomSearch(build, {"units": [4]}, pruner="sometimes").study  # noqa: B018
+
+
+def test_a_trial_whose_worker_died_before_starting_it_is_failed(monkeypatch):
+    # a worker killed between Optuna's ask and the trial's first step leaves a running trial
+    # with no heartbeat and no seed: a waiting worker must fail it instead of waiting forever
+    from ember.tuning import tuner as tuner_module
+
+    study = optuna.create_study()
+    unstarted = study.ask()
+    started = study.ask()
+    started.set_user_attr("seed", 7)
+    trials = study.get_trials(deepcopy=False)
+    assert not tuner_module.Tuner._fail_unstarted(study, trials)  # too young to judge
+    monkeypatch.setattr(tuner_module, "_START_GRACE_S", 0.0)
+    assert tuner_module.Tuner._fail_unstarted(study, trials)
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {unstarted.number: "FAIL", started.number: "RUNNING"}

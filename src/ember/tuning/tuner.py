@@ -39,6 +39,12 @@ from ember.tuning.space import SearchSpace
 
 _COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
 
+# A running trial that has not recorded its seed (the first thing a trial does) this many
+# seconds after it started belongs to a worker that died while starting it. Optuna's heartbeat
+# cannot tell: a worker killed before its heartbeat thread's first beat leaves a trial that is
+# never stale, and a study whose budget it fills would wait for it forever (seen in CI).
+_START_GRACE_S = 30.0
+
 
 def _optuna():
     try:
@@ -388,6 +394,8 @@ class Tuner:
                     with _quiet_experimental():
                         optuna.storages.fail_stale_trials(study)
                 trials = study.get_trials(deepcopy=False)
+                if heartbeat and self._fail_unstarted(study, trials):
+                    continue
                 if sum(self._counts(t) for t in trials) >= self.budget:
                     if heartbeat and any(t.state.name == "RUNNING" for t in trials):
                         # other workers are finishing the last trials; if one of them dies,
@@ -409,6 +417,25 @@ class Tuner:
             except EmberValueError:
                 print("[tune] no trial completed", flush=True)
         return self
+
+    @staticmethod
+    def _fail_unstarted(study, trials) -> bool:
+        """Mark failed the running trials that never started (see _START_GRACE_S); whether
+        there were any."""
+        import datetime
+
+        now = datetime.datetime.now()
+        dead = [
+            t
+            for t in trials
+            if t.state.name == "RUNNING"
+            and "seed" not in t.user_attrs
+            and t.datetime_start is not None
+            and (now - t.datetime_start).total_seconds() > _START_GRACE_S
+        ]
+        for t in dead:
+            study.tell(t.number, state=_optuna().trial.TrialState.FAIL)
+        return bool(dead)
 
     def _requeue_interrupted(self) -> None:
         """Queue again the trials a Ctrl+C stopped (a killed worker's trials come back through
