@@ -75,7 +75,7 @@ def _module_file_exists(module: str) -> bool:
 def _lazy_names() -> list:
     """(owner module, name, defining module) for every lazily exported name whose module has
     been written (the others arrive with later parts of ember)."""
-    rows = [("ember", n, m) for n, m in ember._LAZY.items()]
+    rows = [("ember", n, f"ember.{m}") for n, m in ember._LAZY.items()]
     rows += [("ember.layers", n, f"ember.layers.{m}") for n, m in ember.layers._WHERE.items()]
     rows += [("ember.functional", n, f"ember.ops.{m}") for n, m in ember.functional._WHERE.items()]
     return [r for r in rows if _module_file_exists(r[2])]
@@ -138,3 +138,12 @@ def test_a_name_that_does_not_exist_raises_attribute_error():
         ember.layers.NotAThing  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'not_a_thing'"):
         ember.not_a_thing  # noqa: B018
+
+
+def test_lazy_names_and_submodules_are_listed_by_dir_and_load_on_use():
+    import ember.data
+
+    assert {"Sequential", "layers", "Tensor"} <= set(dir(ember))
+    assert {"DirectoryIterator", "image"} <= set(dir(ember.data))  # a name and a submodule
+    assert ember.data.image.__name__ == "ember.data.image"
+    assert ember.data.DirectoryIterator is ember.data.image.DirectoryIterator

@@ -6,8 +6,7 @@ names load on first use, so ``import ember`` only pays for NumPy and the autogra
 
 from __future__ import annotations
 
-import importlib
-
+from ember._lazy import lazy_exports
 from ember.autograd import (
     Function,
     Parameter,
@@ -29,25 +28,16 @@ _SUBMODULES = {
     "metrics", "models", "ops", "optimizers", "regularizers", "schedules", "training", "tuning",
 }  # fmt: skip
 
-# name -> module that defines it (loaded when first asked for)
+# name -> module under ember that defines it (loaded when first asked for)
 _LAZY = {
-    "Model": "ember.models.model",
-    "Sequential": "ember.models.sequential",
-    "load_model": "ember.models.saving",
-    "History": "ember.training.history",
+    "Model": "models.model",
+    "Sequential": "models.sequential",
+    "load_model": "models.saving",
+    "History": "training.history",
 }
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"ember.{name}")
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ember' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _SUBMODULES | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, submodules=_SUBMODULES)
 
 
 __all__ = [

@@ -3,8 +3,7 @@ spirit. Each name loads the ops module that defines it on first use."""
 
 from __future__ import annotations
 
-import importlib
-
+from ember._lazy import lazy_exports
 from ember.ops import (  # noqa: F401  (re-exported)
     elu,
     gelu,
@@ -37,11 +36,4 @@ _WHERE = {
 }  # fmt: skip
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.ops.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'ember.functional' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, package="ember.ops")

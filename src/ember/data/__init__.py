@@ -14,7 +14,7 @@ Every name loads its module on first use, so ``import ember.data`` does not impo
 
 from __future__ import annotations
 
-import importlib
+from ember._lazy import lazy_exports
 
 # public name -> module in ember.data that defines it
 _WHERE = {
@@ -46,16 +46,7 @@ _WHERE = {
 _SUBMODULES = {"augment", "dataset", "loader", "image", "imbalance", "text", "normalization"}
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.data.{_WHERE[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"ember.data.{name}")
-    raise AttributeError(f"module 'ember.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | _SUBMODULES)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, submodules=_SUBMODULES)
 
 
 __all__ = sorted(_WHERE)

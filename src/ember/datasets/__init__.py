@@ -11,7 +11,7 @@ dtypes and shapes its docstring states; splits are fixed by a seed, so every run
 
 from __future__ import annotations
 
-import importlib
+from ember._lazy import lazy_exports
 
 _WHERE = {
     "digits": "real",
@@ -26,14 +26,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.datasets.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'ember.datasets' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = sorted(_WHERE)

@@ -65,8 +65,7 @@ The rules every experiment keeps:
 
 from __future__ import annotations
 
-import importlib
-
+from ember._lazy import lazy_exports
 from ember.guide.questions import PARTS, QUESTIONS, Question, get
 
 # public name -> module in ember.guide that defines it (loaded on first use, so importing
@@ -88,14 +87,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.guide.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'ember.guide' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = ["PARTS", "QUESTIONS", "Question", "get", *_WHERE]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-
+from ember._lazy import lazy_exports
 from ember.layers.base import Layer, register, training_mode
 
 # public name -> module in ember.layers that defines it
@@ -37,14 +36,7 @@ _WHERE = {
 }  # fmt: skip
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.layers.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'ember.layers' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = ["Layer", "register", "training_mode", *_WHERE]

@@ -4,7 +4,7 @@ its module on first use."""
 
 from __future__ import annotations
 
-import importlib
+from ember._lazy import lazy_exports
 
 # public name -> module in ember.models that defines it
 _WHERE = {
@@ -20,16 +20,7 @@ _WHERE = {
 _SUBMODULES = {"model", "sequential", "saving", "rbm", "autoencoder", "transfer", "applications"}
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.models.{_WHERE[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"ember.models.{name}")
-    raise AttributeError(f"module 'ember.models' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE) | _SUBMODULES)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, submodules=_SUBMODULES)
 
 
 __all__ = ["Model", "Sequential", "load_model", "save_model", "RBM", "Autoencoder", "transfer"]

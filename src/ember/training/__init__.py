@@ -3,7 +3,7 @@ the learning-rate range test and the ``ember train`` command. Names load on firs
 
 from __future__ import annotations
 
-import importlib
+from ember._lazy import lazy_exports
 
 _WHERE = {
     "History": "history",
@@ -14,14 +14,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.training.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'ember.training' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = list(_WHERE)

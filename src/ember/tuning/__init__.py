@@ -18,7 +18,7 @@ Names load on first use, so ``import ember.tuning`` does not import Optuna.
 
 from __future__ import annotations
 
-import importlib
+from ember._lazy import lazy_exports
 
 _WHERE = {
     "SearchSpace": "space", "Param": "space", "Choice": "space", "Int": "space",
@@ -28,14 +28,7 @@ _WHERE = {
 }  # fmt: skip
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"ember.tuning.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'ember.tuning' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = sorted(_WHERE)
