@@ -179,30 +179,19 @@ def format_value(v) -> str:
 
 # ---------------------------------------------------------------------------------- figures
 def new_figure(ncols: int = 1, nrows: int = 1, size: tuple = (4.0, 3.2)):
-    """A matplotlib Figure on the Agg canvas (no pyplot, no display) and its axes as a flat list.
+    """A Figure on the Agg canvas and its axes as a flat list (``ember.plotting.new_figure``);
+    ``size`` is the size of one panel in inches."""
+    from ember import plotting
 
-    ``size`` is the size of one panel in inches.
-    """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(
-            "the guide's figures need matplotlib: pip install 'ember[plot]'"
-        ) from None
-    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(nrows * ncols)]
-    return fig, axes
+    return plotting.new_figure("the guide's figures", ncols, nrows, size)
 
 
 def save_figure(fig, out_dir, name: str, dpi: int = 80) -> Path:
     """Write ``fig`` as ``out_dir/name`` (PNG) and return the path."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / (name if name.endswith(".png") else name + ".png")
-    fig.savefig(path, dpi=dpi)
-    return path
+    from ember import plotting
+
+    path = Path(out_dir) / (name if name.endswith(".png") else name + ".png")
+    return Path(plotting.save_figure(fig, path, dpi=dpi))
 
 
 # ---------------------------------------------------------------------------------- Experiment

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from ember.callbacks import Callback
 
 
@@ -44,12 +42,8 @@ class History(Callback):
         Returns the path. Uses matplotlib's Agg canvas directly (no pyplot, no display).
         """
         from ember.errors import EmberValueError
+        from ember.plotting import new_figure, save_figure
 
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ImportError("History.plot needs matplotlib: pip install 'ember[plot]'") from None
         names = [k for k in self.history if not k.startswith("val_") and "/" not in k]
         names += [k[4:] for k in self.history if k.startswith("val_") and k[4:] not in names]
         names = [k for k in names if k != "learning_rate"] + (
@@ -59,11 +53,10 @@ class History(Callback):
             raise EmberValueError("History.plot: nothing to plot; the history is empty")
         cols = min(len(names), 3)
         rows = -(-len(names) // cols)
-        fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
-        FigureCanvasAgg(fig)
+        fig, axes = new_figure("History.plot", cols, rows, (4.2, 3.2), panels=len(names))
         epochs = [e + 1 for e in self.epoch] or None
         for i, name in enumerate(names):
-            ax = fig.add_subplot(rows, cols, i + 1)
+            ax = axes[i]
             for key, label, style in ((name, "train", "-o"), (f"val_{name}", "validation", "-s")):
                 values = self.history.get(key)
                 if not values:
@@ -76,8 +69,4 @@ class History(Callback):
             ax.legend(fontsize=8)
         if title:
             fig.suptitle(title)
-        folder = os.path.dirname(os.fspath(path))
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        fig.savefig(os.fspath(path), dpi=100)
-        return os.fspath(path)
+        return save_figure(fig, path)

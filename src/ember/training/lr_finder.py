@@ -9,7 +9,6 @@ suggests the rate at the steepest descent of the smoothed loss against log(rate)
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -38,16 +37,9 @@ class LRFinderResult:
 
     def plot(self, path, title: str = "learning-rate range test") -> str:
         """Loss against the learning rate (log axis), the suggestion marked; saved to ``path``."""
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
-            raise ImportError(
-                "LRFinderResult.plot needs matplotlib: pip install 'ember[plot]'"
-            ) from None
-        fig = Figure(figsize=(6, 4), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
+        from ember.plotting import new_figure, save_figure
+
+        fig, (ax,) = new_figure("LRFinderResult.plot", size=(6, 4))
         ax.plot(self.lrs, self.raw_losses, color="0.75", linewidth=0.8, label="batch loss")
         ax.plot(self.lrs, self.losses, label="smoothed loss")
         if self.suggested_lr is not None:
@@ -64,11 +56,7 @@ class LRFinderResult:
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-        folder = os.path.dirname(os.fspath(path))
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        fig.savefig(os.fspath(path), dpi=100)
-        return os.fspath(path)
+        return save_figure(fig, path)
 
 
 def suggest(lrs, losses, skip_start: int = 5, skip_end: int = 3) -> float | None:

@@ -685,15 +685,10 @@ class Tuner:
     def plot(self, path, title: str | None = None) -> str:
         """Save a figure of the objective by trial (pruned trials at their last value, failed
         ones as marks on the axis) with the best-so-far line; PNG/SVG/PDF by extension."""
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:  # pragma: no cover - optional extra
-            raise ImportError("Tuner.plot needs matplotlib: pip install 'ember[plot]'") from None
+        from ember.plotting import new_figure, save_figure
+
         rows = self.results
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
+        fig, (ax,) = new_figure("Tuner.plot", size=(7, 4))
         done = [r for r in rows if r["state"] == "COMPLETE"]
         pruned = [r for r in rows if r["state"] == "PRUNED" and r["objective"] is not None]
         failed = [r for r in rows if r["state"] == "FAIL"]
@@ -722,11 +717,7 @@ class Tuner:
         ax.grid(alpha=0.3)
         if rows:
             ax.legend(fontsize=8)
-        folder = os.path.dirname(os.fspath(path))
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        fig.savefig(os.fspath(path), dpi=100)
-        return os.fspath(path)
+        return save_figure(fig, path)
 
 
 def _fmt_value(v) -> str:
