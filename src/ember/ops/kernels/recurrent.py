@@ -179,6 +179,18 @@ def _flush(v):
     return np.float32(0) if abs(v) < _TINY else v  # a NaN stays NaN
 
 
+@njit(inline="always", **JIT)
+def _take_output_grad(dh, gy, m, t):
+    """dh += example m's output gradient at step t (when every step's output is returned: gy
+    not size 0), then dh flushed of subnormals."""
+    if gy.size:
+        g = gy[m, t]
+        for j in range(dh.size):
+            dh[j] += g[j]
+    for j in range(dh.size):
+        dh[j] = _flush(dh[j])
+
+
 # ------------------------------------------------------------------------------ LSTM
 
 
@@ -264,12 +276,7 @@ def lstm_backward(Z, RqT, dh, dc, gy, keep, rm):
             z, dhm, dcm = Z[t, m], dh[m], dc[m]
             zo, zi, zf, zg = z[:u], z[u : 2 * u], z[2 * u : 3 * u], z[3 * u : 4 * u]
             zk, zF = z[4 * u : 5 * u], z[5 * u : 6 * u]
-            if gy.size:
-                gym = gy[m, t]
-                for j in range(u):
-                    dhm[j] += gym[j]
-            for j in range(u):
-                dhm[j] = _flush(dhm[j])
+            _take_output_grad(dhm, gy, m, t)
             for j in range(u):
                 dcm[j] = _flush(dcm[j]) + dhm[j] * zk[j]  # dc += dh o (1 - tanh(c)^2)
             for j in range(u):
@@ -382,12 +389,7 @@ def gru_backward(Z, RT, dh, gy, rm):
             ph, pz, pr, rr, zz = (
                 z[:u], z[u : 2 * u], z[2 * u : 3 * u], z[3 * u : 4 * u], z[4 * u : 5 * u],
             )  # fmt: skip
-            if gy.size:
-                gym = gy[m, t]
-                for j in range(u):
-                    dhm[j] += gym[j]
-            for j in range(u):
-                dhm[j] = _flush(dhm[j])
+            _take_output_grad(dhm, gy, m, t)
             for j in range(u):
                 ph[j] = dhm[j] * ph[j]  # da_h
             for j in range(u):
