@@ -64,11 +64,6 @@ def set_rng_state(state: dict) -> None:
     rng().bit_generator.state = state
 
 
-def as_float_array(x, dtype=None) -> np.ndarray:
-    """x as an array of the current float dtype (no copy when it already is one)."""
-    return np.asarray(x, dtype=dtype or _floatx_dtype)
-
-
 _kept_freed: bool | None = None  # keep_freed_memory() runs its mallopt once
 
 

@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from ember import distributed as dist
-from ember.distributed.comm import Communicator, DistributedError, dtype_from_num
+from ember.distributed.comm import (
+    Communicator,
+    DistributedError,
+    dtype_from_num,
+    process_gone,
+)
 
 from .conftest import SCENARIOS, need_mpi, run_launcher, run_ranks
 
@@ -137,3 +142,19 @@ def test_disagreeing_ranks_raise_a_clear_error():
 
     with pytest.raises(DistributedError, match="disagree about the batches per epoch"):
         Split().agree(3, "the batches per epoch")
+
+
+def test_process_gone_tells_live_zombie_and_reaped_processes(monkeypatch):
+    assert not process_gone(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while not process_gone(child.pid):  # exited, not yet reaped: a zombie counts as gone
+        assert time.monotonic() < deadline, "a finished child was never seen as gone"
+        time.sleep(0.01)
+    child.wait()
+    assert process_gone(child.pid)
+    # without /proc (macOS, ...) the answer comes from kill(pid, 0)
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == "/proc/self" else real_isdir(p))
+    assert not process_gone(os.getpid())
+    assert process_gone(child.pid)

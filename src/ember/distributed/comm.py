@@ -65,16 +65,17 @@ def _env_int(*names: str) -> int | None:
 
 def process_gone(pid: int) -> bool:
     """True when ``pid`` no longer runs (absent, or a zombie waiting to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+    if os.path.isdir("/proc/self"):  # Linux: /proc also tells a zombie from a live process
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
         # the state letter follows the command name, which is in parentheses
         return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X")
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    try:
+    try:  # no /proc (macOS, ...): whether the process exists at all
         os.kill(pid, 0)
     except ProcessLookupError:
         return True

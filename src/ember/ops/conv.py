@@ -728,22 +728,17 @@ def _dw_winograd(k, x, g, w_shape, top: int, left: int, mask=None):
     return gw, db.sum(axis=0)
 
 
-def _waste(padded_hw, out_hw) -> float:
-    """Padded positions per output: what computing every padded position costs extra."""
-    return padded_hw[0] * padded_hw[1] / (out_hw[0] * out_hw[1])
-
-
-def _algorithm(w_shape, strides, padded_hw, out_hw) -> str:
+def _algorithm(w_shape) -> str:
     """The faster forward for these shapes (measured on 2 cores at the benchmark's shapes):
     "chunks" (the patches of a few images at a time, in cache, on every core; channel-major
     with 1-3 channels: as fast as "im2col" there, without keeping its patch matrix)."""
-    kh, kw, c, _ = w_shape
+    kh, kw = w_shape[:2]
     if kh == 1 and kw == 1:
         return "1x1"
     return "chunks"
 
 
-def _dx_algorithm(w_shape, strides, padded_hw, out_hw) -> str:
+def _dx_algorithm(w_shape, strides) -> str:
     """The input gradient: "flip" (at stride 1, the gradient convolved with the flipped kernel
     through the same chunked path as the forward: no patch-sized G W^T matrix, no scatter),
     else "scatter"."""
@@ -791,7 +786,7 @@ class Conv2D(Function):
         (oh, ow), pads = conv_geometry((h, wd), (kh, kw), strides, padding, dilation)
         top, bottom, left, right = pads
         hp, wp = h + top + bottom, wd + left + right
-        algo = algorithm or _algorithm(w.shape, strides, (hp, wp), (oh, ow))
+        algo = algorithm or _algorithm(w.shape)
         if algo not in ("chunks", "im2col", "rows", "1x1", "winograd"):
             raise EmberValueError(
                 f"conv2d: algorithm must be 'chunks', 'im2col', 'rows', '1x1' or 'winograd', "
@@ -812,7 +807,7 @@ class Conv2D(Function):
         kernels = _accel.load("conv") if winograd_fits and wanted else None
         if algorithm is None and algo == "chunks" and _kernels(x, w, strides, dilation):
             algo = "winograd"
-        dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides, (hp, wp), (oh, ow))
+        dx_algo = dx_algorithm or _dx_algorithm(w.shape, strides)
         if dx_algorithm is None and algo == "winograd":
             dx_algo = "winograd"
         if dx_algo not in ("flip", "rows", "scatter", "1x1", "winograd"):

@@ -68,18 +68,15 @@ def _by_images(work, x) -> None:
 
 def _kernels(x, pool):
     """The compiled pooling kernels when they apply to ``x`` (a float array, a window of at
-    most 256 offsets so that a winner's offset fits in uint8), else None (NumPy path)."""
+    most 256 offsets so that a winner's offset fits in uint8), else None (NumPy path).
+
+    A kernel runs over the whole batch in one call on the calling thread: the kernels are bound
+    by memory traffic, and sharing images out over ember's workers measured no faster here on 2
+    cores, and several times slower when the cores were busy (a preempted helper holds its
+    chunk)."""
     if x.dtype not in _KERNEL_DTYPES or pool[0] * pool[1] > 256 or x.size == 0:
         return None
     return _accel.load("pool")
-
-
-def _by_image_ranges(kernel, n: int, image_bytes: int) -> None:
-    """kernel(lo, hi) over the batch. One call on the calling thread: the kernels are bound by
-    memory traffic, and sharing images out over ember's workers measured no faster here on 2
-    cores, and several times slower when the cores are busy (a preempted helper holds its
-    chunk). ``image_bytes`` is kept for a chunked runner."""
-    kernel(0, n)
 
 
 def _tiles(pool, strides, pads) -> bool:
@@ -107,17 +104,11 @@ class MaxPool2D(Function):
             arg = np.empty(out.shape, dtype=np.uint8)
             (ph, pw), (sh, sw), (top, _, left, _) = pool, strides, pads
 
+            n = x.shape[0]  # the whole batch in one call: see _kernels
             if tuple(pool) == tuple(strides) == (2, 2) and not any(pads):
-
-                def run(lo, hi):
-                    k.max_pool_forward_2x2(x, out, arg, lo, hi)
-
+                k.max_pool_forward_2x2(x, out, arg, 0, n)
             else:
-
-                def run(lo, hi):
-                    k.max_pool_forward(x, ph, pw, sh, sw, top, left, out, arg, lo, hi)
-
-            _by_image_ranges(run, x.shape[0], x[:1].nbytes)
+                k.max_pool_forward(x, ph, pw, sh, sw, top, left, out, arg, 0, n)
             self.arg, self.k = arg, k
             return out
         xp = pad_nhwc(x, pads, value=-np.inf)  # padding never wins a max
@@ -176,16 +167,11 @@ class MaxPool2D(Function):
         gx = np.empty(self.x_shape, dtype=g.dtype)
         (ph, pw), (sh, sw), (top, _, left, _) = self.pool, self.strides, self.pads
         if _tiles(self.pool, self.strides, self.pads):
-
-            def run(lo, hi):  # every element written once: no zero fill
-                k.max_pool_backward_tiles(g, arg, ph, pw, gx, lo, hi)
-
+            # every element written once: no zero fill
+            k.max_pool_backward_tiles(g, arg, ph, pw, gx, 0, gx.shape[0])
         else:
-
-            def run(lo, hi):  # windows overlap within an image, never across images
-                k.max_pool_backward_scatter(g, arg, pw, sh, sw, top, left, gx, lo, hi)
-
-        _by_image_ranges(run, gx.shape[0], gx[:1].nbytes)
+            # windows overlap within an image, never across images
+            k.max_pool_backward_scatter(g, arg, pw, sh, sw, top, left, gx, 0, gx.shape[0])
         return gx
 
 
@@ -200,10 +186,7 @@ class AvgPool2D(Function):
             out = np.empty((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)
             (ph, pw), (sh, sw), (top, _, left, _) = pool, strides, pads
 
-            def run(lo, hi):
-                k.avg_pool_forward(x, ph, pw, sh, sw, top, left, out, lo, hi)
-
-            _by_image_ranges(run, x.shape[0], x[:1].nbytes)
+            k.avg_pool_forward(x, ph, pw, sh, sw, top, left, out, 0, x.shape[0])
             self.pads, self.pool, self.strides, self.x_shape = pads, pool, strides, x.shape
             return out
         xp = pad_nhwc(x, pads)
@@ -237,10 +220,8 @@ class AvgPool2D(Function):
         gx = np.empty(self.x_shape, dtype=g.dtype)
         (ph, pw), (sh, sw), (top, _, left, _) = self.pool, self.strides, self.pads
 
-        def run(lo, hi):  # per image: zero fill and add, while the image is in cache
-            k.avg_pool_backward(g, ph, pw, sh, sw, top, left, gx, lo, hi)
-
-        _by_image_ranges(run, gx.shape[0], gx[:1].nbytes)
+        # per image: zero fill and add, while the image is in cache
+        k.avg_pool_backward(g, ph, pw, sh, sw, top, left, gx, 0, gx.shape[0])
         return gx
 
 
@@ -277,10 +258,7 @@ class GlobalAvgPool(Function):
         x3 = np.ascontiguousarray(x).reshape(x.shape[0], self.n, x.shape[-1])
         out = np.empty((x.shape[0], x.shape[-1]), dtype=x.dtype)
 
-        def run(lo, hi):
-            k.global_avg_pool(x3, out, lo, hi)
-
-        _by_image_ranges(run, x.shape[0], x3[:1].nbytes)
+        k.global_avg_pool(x3, out, 0, x.shape[0])
         if keepdims:
             out = out.reshape((x.shape[0],) + (1,) * len(self.axes) + (x.shape[-1],))
         return out
