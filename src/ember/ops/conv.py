@@ -382,9 +382,15 @@ class _Workers:
     # 17.7 ms).
     spread_threads = True
 
+    def threads(self) -> int:
+        """How many threads a run may use: NumPy's BLAS thread count as the user set it (1
+        where threadpoolctl cannot see NumPy's BLAS)."""
+        blas = self._blas()
+        return blas.get_num_threads() if blas else 1
+
     def run(self, work, count: int) -> None:
         blas = self._blas()
-        threads = blas.get_num_threads() if blas else 1
+        threads = self.threads()
         if threads <= 1 or not self.lock.acquire(blocking=False):
             for i in range(count):
                 work(i)

@@ -333,9 +333,7 @@ def _chunks(n: int) -> list:
     """Row bounds [0, ..., n] of the batch chunks (see _MIN_CHUNK)."""
     from ember.ops.conv import _workers
 
-    blas = _workers._blas()
-    threads = blas.get_num_threads() if blas else 1
-    count = max(1, min(_CHUNKS_PER_THREAD * threads, n // _MIN_CHUNK))
+    count = max(1, min(_CHUNKS_PER_THREAD * _workers.threads(), n // _MIN_CHUNK))
     return [n * i // count for i in range(count + 1)]
 
 
