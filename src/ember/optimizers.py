@@ -568,7 +568,7 @@ def _update_in_chunks(update, w, g, lr, slots, scratch) -> None:
     """Run an elementwise update on slices of the flattened arrays, a chunk at a time: the
     dozen passes of an Adam step then stay in cache, and chunks run on every core (the result
     is the same bits as one whole-array update: every element sees the same operations)."""
-    from ember.ops.conv import _workers  # the conv op's chunk runner (loaded on first use)
+    from ember.ops.workers import _workers  # ember's chunk runner
 
     if not (w.flags.c_contiguous and all(a.flags.c_contiguous for a in slots.values())):
         update(w, g, lr, slots, scratch)  # no flat views to write through
@@ -623,7 +623,7 @@ def _fused_in_chunks(fused, kernels, w, g, lr, slots, decay) -> None:
     if n < 2 * _FUSED_CHUNK:
         fused(kernels, w, g, lr, slots, decay)
         return
-    from ember.ops.conv import _workers  # the conv op's chunk runner (loaded on first use)
+    from ember.ops.workers import _workers  # ember's chunk runner
 
     count = -(-n // _FUSED_CHUNK)
     per = -(-n // count)

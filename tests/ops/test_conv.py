@@ -13,7 +13,9 @@ import pytest
 import ember as em
 from ember.errors import EmberValueError, ShapeError
 from ember.ops import conv as conv_module
-from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length, sum_rows
+from ember.ops import workers as workers_module
+from ember.ops.conv import Conv2D, conv2d, conv_geometry, conv_output_length
+from ember.ops.workers import sum_rows
 
 ALGORITHMS = ["chunks", "im2col", "rows", "1x1"]  # forward; dx: "flip", "rows", "scatter", "1x1"
 
@@ -293,7 +295,7 @@ def test_chunked_training_matches_im2col_over_many_chunks(
 def test_chunked_conv_gives_the_same_bits_on_one_or_two_threads(monkeypatch, rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
+    monkeypatch.setattr(workers_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
     x = rng.standard_normal((6, 8, 8, 5)).astype(np.float32)
     w = rng.standard_normal((3, 3, 5, 4)).astype(np.float32)
     g = rng.standard_normal((6, 8, 8, 4)).astype(np.float32)
@@ -371,8 +373,8 @@ def test_chunk_runner_spreads_threads_and_restores_the_callers_cores(monkeypatch
     threadpoolctl = pytest.importorskip("threadpoolctl")
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a Linux machine with at least two cores to spread threads over")
-    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
-    monkeypatch.setattr(conv_module, "_others_running", lambda: 0)  # as on a quiet machine
+    monkeypatch.setattr(workers_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
+    monkeypatch.setattr(workers_module, "_others_running", lambda: 0)  # as on a quiet machine
     before = os.sched_getaffinity(0)
     seen = {}
 
@@ -381,7 +383,7 @@ def test_chunk_runner_spreads_threads_and_restores_the_callers_cores(monkeypatch
         time.sleep(0.01)  # long enough for the helper to take a chunk
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        conv_module._workers.run(work, 8)
+        workers_module._workers.run(work, 8)
     assert os.sched_getaffinity(0) == before  # the caller's cores are given back
     caller = seen.pop(threading.get_ident())
     assert len(caller) == 1  # held on one core during the run
@@ -397,18 +399,18 @@ def test_chunk_runner_finds_numpys_blas_among_several():
     numpy_lib = Lib("/site-packages/numpy.libs/libscipy_openblas64_-1.so")
     scipy_lib = Lib("/site-packages/scipy.libs/libscipy_openblas-2.so")
     system_lib = Lib("/usr/lib/libopenblas.so.0")
-    assert conv_module._numpys_blas([numpy_lib, scipy_lib]) is numpy_lib
-    assert conv_module._numpys_blas([scipy_lib, numpy_lib]) is numpy_lib
-    assert conv_module._numpys_blas([system_lib, scipy_lib]) is system_lib
-    assert conv_module._numpys_blas([system_lib]) is system_lib
-    assert conv_module._numpys_blas([Lib("/a/libopenblas.so"), Lib("/b/libmkl.so")]) is False
+    assert workers_module._numpys_blas([numpy_lib, scipy_lib]) is numpy_lib
+    assert workers_module._numpys_blas([scipy_lib, numpy_lib]) is numpy_lib
+    assert workers_module._numpys_blas([system_lib, scipy_lib]) is system_lib
+    assert workers_module._numpys_blas([system_lib]) is system_lib
+    assert workers_module._numpys_blas([Lib("/a/libopenblas.so"), Lib("/b/libmkl.so")]) is False
 
 
 def test_chunk_runner_leaves_threads_free_on_a_busy_machine(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs a Linux machine with at least two cores to spread threads over")
-    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])
+    monkeypatch.setattr(workers_module, "OPENBLAS_SPINNING", [0.0])
     before = os.sched_getaffinity(0)
     during = []
 
@@ -417,8 +419,8 @@ def test_chunk_runner_leaves_threads_free_on_a_busy_machine(monkeypatch):
         time.sleep(0.01)  # long enough for the helper to take a chunk
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        monkeypatch.setattr(conv_module, "_others_running", lambda: 0)
-        conv_module._workers.run(lambda i: time.sleep(0.01), 4)  # helpers pinned once
-        monkeypatch.setattr(conv_module, "_others_running", lambda: 1 << 30)
-        conv_module._workers.run(work, 4)
+        monkeypatch.setattr(workers_module, "_others_running", lambda: 0)
+        workers_module._workers.run(lambda i: time.sleep(0.01), 4)  # helpers pinned once
+        monkeypatch.setattr(workers_module, "_others_running", lambda: 1 << 30)
+        workers_module._workers.run(work, 4)
     assert during and all(cores == before for cores in during)

@@ -12,6 +12,7 @@ import ember as em  # noqa: E402
 from ember.errors import EmberValueError  # noqa: E402
 from ember.ops import _accel  # noqa: E402
 from ember.ops import conv as conv_module  # noqa: E402
+from ember.ops import workers as workers_module  # noqa: E402
 from ember.ops.conv import Conv2D  # noqa: E402
 
 
@@ -101,7 +102,7 @@ def test_winograd_over_many_chunks_matches_one_chunk(monkeypatch, rng):
 def test_winograd_gives_the_same_bits_on_one_or_two_threads(monkeypatch, rng):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
+    monkeypatch.setattr(workers_module, "OPENBLAS_SPINNING", [0.0])  # run on the workers
     x = rng.standard_normal((6, 8, 8, 8)).astype(np.float32)
     w = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
     g = rng.standard_normal((6, 8, 8, 8)).astype(np.float32)

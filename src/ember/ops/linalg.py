@@ -8,7 +8,8 @@ import numpy as np
 
 from ember.autograd.function import Function
 from ember.errors import ShapeError
-from ember.ops import _accel
+from ember.ops import _accel, workers
+from ember.ops.workers import CONV_RECENT, OPENBLAS_SPINNING, sum_rows
 
 
 class MatMul(Function):
@@ -70,7 +71,7 @@ def matmul(a, b):
 def matmul_rows(a, b):
     """a @ b for Dense's 2-D products, on OpenBLAS's own threads: for these sizes (a few
     hundred rows) its threading shares the packed operands and ran 1.7x faster than one
-    thread, while splitting the product over ember's workers (ops.conv.matmul_rows) gained
+    thread, while splitting the product over ember's workers (ops.workers.matmul_rows) gained
     nothing (each half-width GEMM was as slow as the whole). Measured on 2 cores: mlp step
     3.7-4.5 ms this way, 4.9-5.3 ms on the workers.
 
@@ -82,22 +83,10 @@ def matmul_rows(a, b):
     more (cnn: 14 ms of convolution per step against 1 ms of Dense products).
     """
     if time.monotonic() < CONV_RECENT[0]:
-        from ember.ops.conv import matmul_rows as on_workers
-
-        return on_workers(a, b)
+        return workers.matmul_rows(a, b)
     if a.shape[0] * b.shape[1] * a.shape[1] >= 262_144:
         OPENBLAS_SPINNING[0] = time.monotonic() + 0.15
     return np.matmul(a, b)
-
-
-OPENBLAS_SPINNING = [0.0]  # monotonic time until which OpenBLAS's helpers may still spin
-CONV_RECENT = [0.0]  # monotonic time until which convolutions count as running
-
-
-def sum_rows(a):
-    from ember.ops.conv import sum_rows as impl
-
-    return impl(a)
 
 
 _FUSED_MIN = 1 << 12  # output elements: below this the NumPy calls cost no more than a kernel

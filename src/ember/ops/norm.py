@@ -23,7 +23,7 @@ from ember.autograd.function import Function
 from ember.autograd.tensor import Tensor
 from ember.errors import EmberValueError, ShapeError
 from ember.ops import _accel
-from ember.ops.conv import _scratch, _workers, sum_rows
+from ember.ops.workers import _scratch, _workers, sum_rows
 
 _CHUNK_BYTES = 256 << 10  # rows of channels per chunk: a few such buffers stay in L2
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels compile for

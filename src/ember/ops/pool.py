@@ -28,7 +28,8 @@ from numpy.lib.stride_tricks import as_strided
 from ember.autograd.function import Function
 from ember.errors import ShapeError
 from ember.ops import _accel
-from ember.ops.conv import _workers, as_pair, check_padding, conv_geometry, pad_nhwc
+from ember.ops.conv import as_pair, check_padding, conv_geometry, pad_nhwc
+from ember.ops.workers import _workers
 
 
 def _geometry(x, pool, strides, padding, where):
@@ -60,7 +61,7 @@ _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernel
 
 def _by_images(work, x) -> None:
     """work(lo, hi) over slices of the batch, a cache-sized chunk of images at a time, on every
-    core (the conv op's chunk runner). Each chunk writes only its own images."""
+    core (ember's chunk runner, ops/workers.py). Each chunk writes only its own images."""
     n = x.shape[0]
     per = max(1, min(n, _CHUNK_BYTES // max(1, x[:1].nbytes)))
     _workers.run(lambda i: work(i * per, min(n, i * per + per)), -(-n // per))

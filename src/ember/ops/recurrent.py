@@ -331,14 +331,14 @@ def _compiled_loops(dt):
 
 def _chunks(n: int) -> list:
     """Row bounds [0, ..., n] of the batch chunks (see _MIN_CHUNK)."""
-    from ember.ops.conv import _workers
+    from ember.ops.workers import _workers
 
     count = max(1, min(_CHUNKS_PER_THREAD * _workers.threads(), n // _MIN_CHUNK))
     return [n * i // count for i in range(count + 1)]
 
 
 def _run_chunks(work, count: int) -> None:
-    from ember.ops.conv import _workers
+    from ember.ops.workers import _workers
 
     _workers.run(work, count)
 

@@ -11,7 +11,7 @@ Conventions for the kernel modules (they import Numba at top level; the import e
 tells ``load`` that Numba is missing):
 
 - ``@njit(**JIT)``: compiled on first use and cached on disk; ``nogil`` so that ember's chunk
-  runner (``ember.ops.conv._workers``) runs kernels on several cores from Python threads;
+  runner (``ember.ops.workers._workers``) runs kernels on several cores from Python threads;
   ``error_model="numpy"`` because Python's error model puts a zero-division check in every
   division, which stops LLVM from vectorising a loop (measured here: a float32 rational tanh,
   1.9 ns per element with the check, 0.3 ns without it, the speed of NumPy's own tanh).
