@@ -229,12 +229,19 @@ def evaluate(
     if isinstance(adapter, da.ArrayAdapter) and adapter.y is None and model.compiled_loss:
         raise EmberValueError("evaluate: y is required with array inputs")
     iterator = da.EpochIterator(adapter, steps)
+    cbs = _step_callbacks(model, callbacks, verbose, "test", iterator.steps)
+    return _evaluate_epoch(model, iterator, cbs)
+
+
+def _step_callbacks(model, callbacks, verbose, target: str, steps) -> CallbackList:
+    """evaluate's and predict's callbacks: the user's, and a progress display for a bar, or for
+    lines when ``verbose`` was given explicitly ("auto" shows no lines there)."""
     cbs = CallbackList(callbacks, model=model)
     mode = resolve_verbose(verbose)
     if mode == "bar" or (mode == "line" and verbose != "auto"):
-        cbs.append(ProgressLogger(mode, target="test"))
-    cbs.set_params({"steps": iterator.steps, "verbose": verbose})
-    return _evaluate_epoch(model, iterator, cbs)
+        cbs.append(ProgressLogger(mode, target=target))
+    cbs.set_params({"steps": steps, "verbose": verbose})
+    return cbs
 
 
 def predict(model, x, *, batch_size=32, verbose="auto", steps=None, callbacks=None):
@@ -243,11 +250,7 @@ def predict(model, x, *, batch_size=32, verbose="auto", steps=None, callbacks=No
     steps = _check_int("predict", "steps", steps, 1, True)
     adapter = da.adapt(x, None, None, batch_size, False, "predict")
     iterator = da.EpochIterator(adapter, steps)
-    cbs = CallbackList(callbacks, model=model)
-    mode = resolve_verbose(verbose)
-    if mode == "bar" or (mode == "line" and verbose != "auto"):
-        cbs.append(ProgressLogger(mode, target="predict"))
-    cbs.set_params({"steps": iterator.steps, "verbose": verbose})
+    cbs = _step_callbacks(model, callbacks, verbose, "predict", iterator.steps)
     cbs.on_predict_begin()
     outs = []
     for step, (xb, _, _) in enumerate(iterator.epoch()):
