@@ -82,7 +82,7 @@ from ember.ops.workers import CONV_RECENT, _scratch, _workers, matmul_rows, sum_
 # ------------------------------------------------------------------------------ memory
 
 
-KEPT_FREED_MEMORY = backend.keep_freed_memory()  # see there: no page faults every step
+backend.keep_freed_memory()  # see there: no page faults every step
 
 # ------------------------------------------------------------------------------ geometry
 

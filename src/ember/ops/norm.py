@@ -25,6 +25,10 @@ from ember.errors import EmberValueError, ShapeError
 from ember.ops import _accel
 from ember.ops.workers import _scratch, _workers, sum_rows
 
+# batch norm's activation-sized outputs are made fresh every step: without glibc keeping freed
+# memory each would page-fault (it came through importing ops.conv until the chunk runner moved)
+backend.keep_freed_memory()
+
 _CHUNK_BYTES = 256 << 10  # rows of channels per chunk: a few such buffers stay in L2
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels compile for
 
